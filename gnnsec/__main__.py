@@ -1,0 +1,5 @@
+import sys
+
+from gnnsec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""The attack interface shared by every backdoor attack on graph classification (GCleaner section 3, 5.1).
+
+An attack (1) selects the victims: ``round(φ·|train|)`` training graphs whose label is not the target, (2)
+builds its trigger, (3) injects it into the victims and relabels them to the target, and (4) trains the
+backdoored model (plain cross-entropy, or ``L_atk − α·L_pq`` for the adaptive attack of Eq. 16).
+
+Injection is vectorised over a whole ``Batch``: an attack says *where* the trigger goes (``positions``) and
+*what* it is (``trigger``: adjacency and optionally features of the k trigger nodes), and
+:func:`gnnsec.attacks.inject.replace_subgraph` rewrites ``edge_index`` with tensor ops.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from gnnsec.config import AttackConfig, TrainConfig
+from gnnsec.data.features import Featurizer
+from gnnsec.errors import ConfigError
+from gnnsec.train import fit, make_loader, select_device
+
+
+@dataclass
+class AttackContext:
+    """What an attacker has: the training graphs, how nodes are featurized, and the model recipe."""
+
+    train_graphs: list[Data]
+    featurizer: Featurizer
+    num_classes: int
+    avg_nodes: float
+    model_factory: Any  # () -> GraphClassifier
+    train_cfg: TrainConfig
+    clean_model: nn.Module | None = None  # a clean pretrained model (Exp-BA, Motif-BA explain with it)
+
+
+@dataclass
+class Trigger:
+    """Trigger for one batch: ``adj`` [B, k, k] (or [k, k], shared) and optional node features [B, k, d]."""
+
+    adj: Tensor
+    features: Tensor | None = None
+
+
+class Attack(ABC):
+    name: ClassVar[str]
+    param_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: AttackConfig, featurizer: Featurizer, num_classes: int, avg_nodes: float) -> None:
+        self.cfg = cfg
+        self.featurizer = featurizer
+        self.num_classes = num_classes
+        self.avg_nodes = avg_nodes
+        self.params = {**self.param_defaults, **cfg.params}
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def reseed(self, salt: int) -> None:
+        """Restart the random stream (trigger positions) so injection is reproducible per purpose."""
+        self.generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + salt)
+
+    # ---- configuration -----------------------------------------------------------------------------
+    @classmethod
+    def validate_params(cls, params: dict[str, Any]) -> None:
+        for key, value in params.items():
+            if key not in cls.param_defaults:
+                raise ConfigError(
+                    f"attack.params.{key}", value, sorted(cls.param_defaults) or "no parameters"
+                )
+            default = cls.param_defaults[key]
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise ConfigError(f"attack.params.{key}", value, f"a number like {default}")
+
+    @property
+    def trigger_nodes(self) -> int:
+        """k = max(2, round(t · average node count)) (GCleaner 5.1)."""
+        return max(2, int(round(self.cfg.trigger_size * self.avg_nodes)))
+
+    # ---- the trigger -----------------------------------------------------------------------------------
+    @abstractmethod
+    def prepare(self, ctx: AttackContext) -> None:
+        """Build the trigger (and anything it needs) from what the attacker has."""
+
+    @abstractmethod
+    def positions(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Local node indices [B, k] where the trigger goes, and a validity mask [B, k]."""
+
+    @abstractmethod
+    def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
+        """The trigger's adjacency (and features) for each graph of ``batch``."""
+
+    def inject_batch(self, batch: Batch) -> Batch:
+        from gnnsec.attacks.inject import replace_subgraph
+
+        with torch.no_grad():
+            pos, mask = self.positions(batch)
+            trig = self.trigger(batch, pos, mask)
+            return replace_subgraph(batch, pos, mask, trig.adj, trig.features, self.featurizer)
+
+    def inject(self, graphs: Sequence[Data], batch_size: int = 512) -> list[Data]:
+        """The same graphs with the trigger injected (labels untouched)."""
+        out: list[Data] = []
+        for batch in make_loader(graphs, batch_size):
+            out.extend(self.inject_batch(batch).to_data_list())
+        return out
+
+    # ---- poisoning and training --------------------------------------------------------------------
+    def select_victims(self, graphs: Sequence[Data]) -> np.ndarray:
+        """``round(φ·|train|)`` indices of training graphs whose label is not the target (seeded)."""
+        candidates = np.array([i for i, g in enumerate(graphs) if int(g.y) != self.cfg.target_label])
+        count = int(round(self.cfg.injection_ratio * len(graphs)))
+        if count > len(candidates) or count < 1:
+            raise ConfigError(
+                "attack.injection_ratio",
+                self.cfg.injection_ratio,
+                f"a ratio giving 1..{len(candidates)} victims out of {len(graphs)} graphs",
+            )
+        rng = np.random.default_rng(self.cfg.seed)
+        return np.sort(rng.choice(candidates, size=count, replace=False))
+
+    def poison(self, graphs: Sequence[Data], victims: np.ndarray) -> list[Data]:
+        """The training set with the victims triggered and relabelled to the target."""
+        triggered = self.inject([graphs[int(i)] for i in victims])
+        poisoned = list(graphs)
+        for i, g in zip(victims, triggered):
+            g = g.clone()
+            g.y = torch.tensor([self.cfg.target_label])
+            poisoned[int(i)] = g
+        return poisoned
+
+    def train_backdoored(
+        self, model: nn.Module, poisoned: list[Data], ctx: AttackContext, victims: np.ndarray
+    ) -> list[dict[str, float]]:
+        """Train on the poisoned set; with α > 0 minimise ``L_atk − α·L_pq`` (Eq. 16)."""
+        alpha = self.cfg.adaptive_alpha
+        if alpha <= 0:
+            return fit(model, poisoned, ctx.train_cfg, desc=f"backdoor/{self.name}")
+        from gnnsec.attacks.adaptive import adaptive_loss
+
+        mark = torch.zeros(len(poisoned), dtype=torch.bool)
+        mark[torch.as_tensor(victims)] = True
+        marked = []
+        for g, m in zip(poisoned, mark):
+            g = g.clone()
+            g.poisoned = m.view(1)
+            marked.append(g)
+        return fit(model, marked, ctx.train_cfg, loss_fn=adaptive_loss(alpha), desc=f"adaptive/{self.name}")
+
+    # ---- persistence of the trigger -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors (and plain values) that rebuild the trigger; saved in the artifact cache."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state
+
+    def device(self) -> torch.device:
+        return select_device("auto")
+
+
+def random_positions(batch: Batch, k: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """k distinct random nodes per graph (all of them when a graph has fewer), vectorised."""
+    counts = torch.diff(batch.ptr).cpu()
+    scores = torch.rand(int(counts.sum()), generator=generator)
+    return top_k_per_graph(scores, batch, k)
+
+
+def top_k_per_graph(scores: Tensor, batch: Batch, k: int, largest: bool = True) -> tuple[Tensor, Tensor]:
+    """Local indices of the k highest (or lowest) scoring nodes of each graph, padded; and the mask."""
+    from torch_geometric.utils import to_dense_batch
+
+    s = scores.detach().float().cpu()
+    fill = -math.inf if largest else math.inf
+    dense, valid = to_dense_batch(s, batch.batch.cpu(), fill_value=fill)
+    if dense.size(1) < k:
+        pad = torch.full((dense.size(0), k - dense.size(1)), fill)
+        dense = torch.cat([dense, pad], 1)
+        valid = torch.cat([valid, torch.zeros(valid.size(0), k - valid.size(1), dtype=torch.bool)], 1)
+    order = dense.argsort(dim=1, descending=largest, stable=True)[:, :k]
+    mask = valid.gather(1, order)
+    return order, mask

@@ -1,0 +1,76 @@
+"""Vectorised trigger injection on a batched graph (the "Montage" of GCleaner Eq. 5).
+
+For every graph b the nodes at ``positions[b]`` become the trigger: the edges among them are removed and
+replaced by the trigger's edges ``adj[b]``; with ``features`` their features are overwritten too. Works on
+``edge_index`` with tensor ops only; graphs and nodes outside the trigger are untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch
+
+from gnnsec.data.features import Featurizer
+
+
+def trigger_edges(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
+    """Global edge_index of the trigger edges (both directions) and a node flag of trigger membership."""
+    device = batch.edge_index.device
+    positions, mask = positions.to(device), mask.to(device)
+    B, k = positions.shape
+    gpos = batch.ptr[:-1].view(-1, 1).to(device) + positions  # [B, k] global node ids
+    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
+    in_trigger[gpos[mask]] = True
+    adj = adj.to(device)
+    if adj.dim() == 2:
+        adj = adj.unsqueeze(0).expand(B, k, k)
+    adj = adj > 0.5
+    adj = adj & ~torch.eye(k, dtype=torch.bool, device=device)
+    adj = adj | adj.transpose(1, 2)  # undirected
+    pair_ok = mask.unsqueeze(2) & mask.unsqueeze(1)
+    b, i, j = torch.nonzero(adj & pair_ok, as_tuple=True)
+    new_edges = torch.stack([gpos[b, i], gpos[b, j]])
+    return new_edges, in_trigger
+
+
+def replace_subgraph(
+    batch: Batch,
+    positions: Tensor,
+    mask: Tensor,
+    adj: Tensor,
+    features: Tensor | None,
+    featurizer: Featurizer,
+) -> Batch:
+    """A new batch with each graph's trigger nodes rewired to ``adj`` (and re-featurized)."""
+    out = batch.clone()
+    new_edges, in_trigger = trigger_edges(batch, positions, mask, adj)
+    src, dst = batch.edge_index
+    keep = ~(in_trigger[src] & in_trigger[dst])
+    out.edge_index = torch.cat([batch.edge_index[:, keep], new_edges], dim=1)
+    out.edge_index = _sort_edges(out.edge_index, batch.num_nodes)
+    _fix_edge_slices(out)
+    if features is not None and featurizer.mode == "native":
+        gpos = batch.ptr[:-1].view(-1, 1).to(positions.device) + positions
+        x = out.x.clone()
+        x[gpos[mask]] = features[mask].to(x.dtype)
+        out.x = x
+        if "x_native" in out:
+            xn = out.x_native.clone()
+            xn[gpos[mask]] = features[mask].to(xn.dtype)
+            out.x_native = xn
+    featurizer.refresh(out)
+    return out
+
+
+def _sort_edges(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """Sort edges by (source, target) so that edge order is canonical and to_data_list slices correctly."""
+    key = edge_index[0] * num_nodes + edge_index[1]
+    return edge_index[:, key.argsort()]
+
+
+def _fix_edge_slices(out: Batch) -> None:
+    """Keep ``Batch.to_data_list()`` right after the number of edges per graph changed."""
+    counts = torch.bincount(out.batch[out.edge_index[0]], minlength=out.num_graphs).cpu()
+    slices = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    out._slice_dict["edge_index"] = slices

@@ -1,0 +1,316 @@
+"""The ``gnnsec`` command line (also ``python -m gnnsec``).
+
+Every command that prints results takes ``--json`` and then prints exactly one JSON object on stdout;
+logs always go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gnnsec.errors import GnnsecError
+
+log = logging.getLogger("gnnsec")
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, default=float))
+    else:
+        print(text)
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return "" if v is None else str(v)
+
+
+# ---- trial options shared by train / attack / defend ---------------------------------------------------
+def _add_trial_options(p: argparse.ArgumentParser, attack: bool = False, defense: bool = False) -> None:
+    p.add_argument("--config", help="YAML/JSON trial config; flags below override it")
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+    p.add_argument("--feature-mode", choices=["degree", "native"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, help="training seed (also the split seed unless --split-seed)")
+    p.add_argument("--split-seed", type=int)
+    p.add_argument("--holding-rate", type=float)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument(
+        "--cache-dir", help="artifact cache root (default $GNNSEC_ARTIFACT_DIR or ~/.cache/gnnsec/artifacts)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="any config field, e.g. --set attack.params.density=0.6 (value parsed as YAML)",
+    )
+    if attack:
+        p.add_argument("--attack", default=None)
+        p.add_argument("--injection-ratio", type=float)
+        p.add_argument("--trigger-size", type=float)
+        p.add_argument("--target-label", type=int)
+        p.add_argument("--adaptive-alpha", type=float)
+    if defense:
+        p.add_argument("--defense", default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    import yaml
+
+    from gnnsec.config import TrialConfig
+
+    raw: dict[str, Any] = {}
+    if args.config:
+        raw = TrialConfig.from_file(args.config).to_dict()
+    flat = {
+        "data.dataset": args.dataset,
+        "model.name": args.model,
+        "data.feature_mode": args.feature_mode,
+        "train.epochs": args.epochs,
+        "train.lr": args.lr,
+        "train.batch_size": args.batch_size,
+        "train.seed": args.seed,
+        "data.split_seed": args.split_seed if args.split_seed is not None else args.seed,
+        "data.holding_rate": args.holding_rate,
+        "model.hidden": args.hidden,
+        "model.num_layers": args.layers,
+    }
+    if hasattr(args, "attack"):
+        flat.update(
+            {
+                "attack.name": args.attack,
+                "attack.injection_ratio": args.injection_ratio,
+                "attack.trigger_size": args.trigger_size,
+                "attack.target_label": args.target_label,
+                "attack.adaptive_alpha": args.adaptive_alpha,
+                "attack.seed": args.seed,
+            }
+        )
+    if hasattr(args, "defense"):
+        flat.update({"defense.name": args.defense, "defense.seed": args.seed})
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from gnnsec.errors import ConfigError
+
+            raise ConfigError("--set", item, "SECTION.FIELD=VALUE")
+        flat[key] = yaml.safe_load(value)
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        section, _, rest = dotted.partition(".")
+        if section in ("attack", "defense") and raw.get(section) is None:
+            if dotted not in ("attack.name", "defense.name") and not (
+                hasattr(args, section) and getattr(args, section)
+            ):
+                continue  # e.g. --seed without --attack
+            raw[section] = {}
+        node = raw.setdefault(section, {})
+        *parents, leaf = rest.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return TrialConfig.from_dict(raw)
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from gnnsec.cache import ArtifactCache
+
+    return ArtifactCache(args.cache_dir) if getattr(args, "cache_dir", None) else ArtifactCache()
+
+
+# ---- commands ------------------------------------------------------------------------------------------
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from gnnsec.data.stats import dataset_stats
+
+    rows = [dataset_stats(name) for name in args.names]
+    cols = ["dataset", "graphs", "avg_nodes", "avg_edges", "classes", "graphs_per_class"]
+    _emit(args, {"datasets": rows}, _table(rows, cols))
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from gnnsec.data.registry import DATASETS
+
+    rows = [
+        {"dataset": n, "task": DATASETS.get(n).task, "notes": DATASETS.get(n).notes} for n in DATASETS.names()
+    ]
+    _emit(args, {"datasets": rows}, _table(rows, ["dataset", "task", "notes"]))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from gnnsec.pipeline import run_trial
+
+    cfg = build_config(args)
+    t0 = time.perf_counter()
+    result = run_trial(cfg, _cache(args))
+    out = {"config": cfg.to_dict(), "metrics": result.metrics, "seconds": time.perf_counter() - t0}
+    return out
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{100 * float(v):6.2f}%"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = _run(args)
+    m = out["metrics"]
+    text = (
+        f"{out['config']['data']['dataset']} / {out['config']['model']['name']}: clean test accuracy "
+        f"{_pct(m['clean_acc'])} on {int(m['clean_n'])} graphs ({m['clean_train_seconds']:.1f}s training)"
+    )
+    _emit(args, out, text)
+    return 0
+
+
+def _rate_rows(m: dict[str, Any], models: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in models:
+        rows.append(
+            {
+                "model": name,
+                "ACC": _pct(m.get(f"{name}_acc")),
+                "ASR": _pct(m.get(f"{name}_asr")),
+                "ASR(clean-correct)": _pct(m.get(f"{name}_asr_cc")),
+                "graphs(ACC/ASR/ASRcc)": f"{int(m.get(f'{name}_n', 0))}/{int(m.get(f'{name}_asr_n', 0))}/"
+                f"{int(m.get(f'{name}_asr_cc_n', 0))}",
+            }
+        )
+    return rows
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    if not args.attack:
+        args.attack = "sub_ba"
+    out = _run(args)
+    rows = _rate_rows(out["metrics"], ["clean", "backdoor"])
+    _emit(args, out, _table(rows, list(rows[0])))
+    return 0
+
+
+def cmd_defend(args: argparse.Namespace) -> int:
+    args.attack = args.attack or "sub_ba"
+    args.defense = args.defense or "gcleaner"
+    out = _run(args)
+    rows = _rate_rows(out["metrics"], ["clean", "backdoor", "defended"])
+    _emit(args, out, _table(rows, list(rows[0])))
+    return 0
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    entries = _cache(args).entries()
+    rows = [
+        {
+            "kind": e.kind,
+            "key": e.key,
+            "MiB": round(e.size_bytes / 2**20, 2),
+            "dataset": e.spec.get("dataset"),
+            "model": e.spec.get("model", {}).get("name"),
+            "attack": (e.spec.get("attack") or {}).get("name"),
+            "path": str(e.path),
+        }
+        for e in entries
+    ]
+    text = _table(rows, ["kind", "key", "MiB", "dataset", "model", "attack"]) if rows else "cache is empty"
+    _emit(args, {"root": str(_cache(args).root), "entries": rows}, text)
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    n = _cache(args).clear(args.kind)
+    _emit(args, {"removed": n}, f"removed {n} cached artifacts")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gnnsec", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("stats", help="GCleaner Table 2 statistics of datasets")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_stats)
+    p = data.add_parser("list", help="registered datasets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_list)
+
+    p = sub.add_parser("train", help="train a clean model and print its test accuracy")
+    _add_trial_options(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("attack", help="backdoor a model; print clean and backdoored ACC/ASR")
+    _add_trial_options(p, attack=True)
+    p.set_defaults(func=cmd_attack)
+    p = sub.add_parser("defend", help="attack (cached) then defend; print the before/after table")
+    _add_trial_options(p, attack=True, defense=True)
+    p.set_defaults(func=cmd_defend)
+
+    cache = sub.add_parser("cache", help="the artifact cache").add_subparsers(
+        dest="cache_command", required=True
+    )
+    p = cache.add_parser("ls", help="list cached artifacts")
+    p.add_argument("--cache-dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_ls)
+    p = cache.add_parser("clear", help="delete cached artifacts")
+    p.add_argument("--cache-dir")
+    p.add_argument("--kind", choices=["clean", "backdoor"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_clear)
+
+    for extra in _extra_commands():
+        extra(sub)
+    return parser
+
+
+def _extra_commands() -> list:
+    """Commands contributed by higher layers (sweeps, report, UI), registered if importable."""
+    hooks = []
+    try:
+        from gnnsec.tracking import add_cli_commands  # type: ignore[attr-defined]
+
+        hooks.append(add_cli_commands)
+    except ImportError:
+        pass
+    return hooks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except GnnsecError as exc:
+        print(f"gnnsec: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Typed, validated configuration of a trial.
+
+Every config is a dataclass whose ``validate()`` runs in ``__post_init__``, so a bad value fails when the
+config is built, before any data is loaded or any model is trained. Errors name the field, the value and
+the valid choices (see :class:`gnnsec.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gnnsec.errors import ConfigError
+
+FEATURE_MODES = ("degree", "native")
+DEVICES = ("auto", "cpu", "cuda")
+POOLINGS = ("mean", "sum", "max")
+
+
+def _open_unit(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
+        raise ConfigError(name, value, "a number in the open interval (0, 1)")
+
+
+def _positive(name: str, value: float, integer: bool = True) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ConfigError(name, value, "a positive " + ("integer" if integer else "number"))
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...] | list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(name, value, choices)
+
+
+def default_cache_dir() -> Path:
+    """Root of gnnsec's caches: ``$GNNSEC_CACHE_DIR`` or ``~/.cache/gnnsec``."""
+    return Path(os.environ.get("GNNSEC_CACHE_DIR", Path.home() / ".cache" / "gnnsec")).expanduser()
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, how its nodes are featurized and how it is split (GCleaner 5.1: 8:2, 3% holding)."""
+
+    dataset: str = "AIDS"
+    feature_mode: str = "degree"
+    degree_cap: int | None = None  # None: the dataset's own max degree (shared by attacker and defender)
+    split_seed: int = 0
+    train_ratio: float = 0.8
+    holding_rate: float = 0.03
+    mirror: str | None = None  # None: $GNNSEC_DATA_MIRROR
+    root: str | None = None  # None: <cache dir>/data
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        from gnnsec.data.registry import DATASETS
+
+        self.dataset = DATASETS.get(self.dataset, "data.dataset").name
+        _choice("data.feature_mode", self.feature_mode, FEATURE_MODES)
+        if self.degree_cap is not None:
+            _positive("data.degree_cap", self.degree_cap)
+        _open_unit("data.train_ratio", self.train_ratio)
+        _open_unit("data.holding_rate", self.holding_rate)
+        if self.holding_rate >= 1.0 - self.train_ratio:
+            raise ConfigError(
+                "data.holding_rate", self.holding_rate, f"below the test fraction {1 - self.train_ratio:.2f}"
+            )
+        if self.mirror is not None and not Path(self.mirror).is_dir():
+            raise ConfigError("data.mirror", self.mirror, "an existing folder with PyG raw/ layouts")
+
+    @property
+    def mirror_path(self) -> Path | None:
+        value = self.mirror or os.environ.get("GNNSEC_DATA_MIRROR")
+        return Path(value).expanduser().resolve() if value else None
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser() if self.root else default_cache_dir() / "data"
+
+
+@dataclass
+class ModelConfig:
+    """Backbone settings. Defaults: 3 layers of width 64, mean readout (GIN: sum, as in its paper)."""
+
+    name: str = "GIN"
+    hidden: int = 64
+    num_layers: int = 3
+    dropout: float = 0.0
+    pooling: str | None = None  # None: the backbone's own default
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        from gnnsec.models import GRAPH_MODELS
+
+        self.name = GRAPH_MODELS.get(self.name, "model.name").name
+        _positive("model.hidden", self.hidden)
+        _positive("model.num_layers", self.num_layers)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", self.dropout, "a number in [0, 1)")
+        if self.pooling is not None:
+            _choice("model.pooling", self.pooling, POOLINGS)
+
+
+@dataclass
+class TrainConfig:
+    """Adam with a step learning-rate schedule; seeded so the same config gives the same metrics on CPU."""
+
+    epochs: int = 100
+    lr: float = 0.01
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    step_size: int = 50
+    gamma: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _positive("train.epochs", self.epochs)
+        _positive("train.lr", self.lr, integer=False)
+        _positive("train.batch_size", self.batch_size)
+        _positive("train.step_size", self.step_size)
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError("train.gamma", self.gamma, "a number in (0, 1]")
+        if self.weight_decay < 0:
+            raise ConfigError("train.weight_decay", self.weight_decay, "a non-negative number")
+        _choice("train.device", self.device, DEVICES)
+
+
+@dataclass
+class AttackConfig:
+    """Common attack parameters (GCleaner 5.1): injection ratio φ, trigger size t, target label, seed.
+
+    ``params`` holds an attack's own settings (e.g. ``{"density": 0.8}`` for Sub-BA); each attack
+    validates its own keys.
+    """
+
+    name: str = "sub_ba"
+    injection_ratio: float = 0.05
+    trigger_size: float = 0.2
+    target_label: int = 1
+    seed: int = 0
+    adaptive_alpha: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        from gnnsec.attacks import ATTACKS
+
+        self.name = ATTACKS.canonical(self.name, "attack.name")
+        _open_unit("attack.injection_ratio", self.injection_ratio)
+        _open_unit("attack.trigger_size", self.trigger_size)
+        if (
+            isinstance(self.target_label, bool)
+            or not isinstance(self.target_label, int)
+            or self.target_label < 0
+        ):
+            raise ConfigError("attack.target_label", self.target_label, "a non-negative class index")
+        if self.adaptive_alpha < 0:
+            raise ConfigError("attack.adaptive_alpha", self.adaptive_alpha, "a non-negative number")
+        ATTACKS.get(self.name).validate_params(self.params)
+
+
+@dataclass
+class DefenseConfig:
+    """A defense by name plus its own settings (each defense validates its ``params``)."""
+
+    name: str = "gcleaner"
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        from gnnsec.defenses import DEFENSES
+
+        self.name = DEFENSES.canonical(self.name, "defense.name")
+        DEFENSES.get(self.name).validate_params(self.params)
+
+
+@dataclass
+class TrialConfig:
+    """Everything that determines one trial: data, backbone, training, and optionally attack and defense."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    attack: AttackConfig | None = None
+    defense: DefenseConfig | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.defense is not None and self.attack is None:
+            raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
+        if self.attack is not None:
+            from gnnsec.data.registry import DATASETS
+
+            spec = DATASETS.get(self.data.dataset)
+            if spec.num_classes is not None and self.attack.target_label >= spec.num_classes:
+                raise ConfigError(
+                    "attack.target_label",
+                    self.attack.target_label,
+                    f"a class of {self.data.dataset}: 0..{spec.num_classes - 1}",
+                )
+
+    # ---- (de)serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrialConfig:
+        raw = dict(raw)
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        optional = {"attack": AttackConfig, "defense": DefenseConfig}
+        unknown = set(raw) - set(sections) - set(optional)
+        if unknown:
+            raise ConfigError("config", sorted(unknown)[0], list(sections) + list(optional))
+        kwargs: dict[str, Any] = {}
+        for key, klass in {**sections, **optional}.items():
+            value = raw.get(key)
+            if value is None:
+                continue
+            kwargs[key] = value if isinstance(value, klass) else _build(klass, key, value)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrialConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("config file", str(path), "an existing YAML or JSON file")
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return cls.from_dict(raw or {})
+
+    def with_overrides(self, flat: dict[str, Any]) -> TrialConfig:
+        """A copy with dotted overrides, e.g. ``{"train.epochs": 5, "attack.name": "gta"}``."""
+        raw = self.to_dict()
+        for dotted, value in flat.items():
+            section, _, key = dotted.partition(".")
+            if section not in ("data", "model", "train", "attack", "defense") or not key:
+                raise ConfigError("override", dotted, "section.field, e.g. train.epochs")
+            if raw.get(section) is None:
+                raw[section] = {}
+            raw[section][key] = value
+        return TrialConfig.from_dict(raw)
+
+
+def _build(klass: type, section: str, value: dict[str, Any]) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(section, value, "a mapping of fields")
+    names = {f.name for f in fields(klass)}
+    unknown = set(value) - names
+    if unknown:
+        raise ConfigError(f"{section}.{sorted(unknown)[0]}", value[sorted(unknown)[0]], sorted(names))
+    return klass(**value)
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that re-validates."""
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,67 @@
+"""The defense interface. A defender holds only the (backdoored) model and a small clean set.
+
+``Defense.defend(model, clean)`` receives exactly those two things plus the defense's own settings: never the
+trigger, the attack or the target label (GCleaner section 3, "Defender's capability"). :class:`DefenderData`
+has no field that could carry them, and the pipeline builds it from the holding split alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import nn
+from torch_geometric.data import Data
+
+from gnnsec.config import DefenseConfig
+from gnnsec.data.features import Featurizer
+from gnnsec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DefenderData:
+    """The defender's clean, labelled graphs and how their nodes are featurized."""
+
+    graphs: Sequence[Data]
+    num_classes: int
+    featurizer: Featurizer
+
+
+@dataclass
+class DefenseOutcome:
+    """The defended model plus what the defense measured on its own data.
+
+    ``recovered_injector`` (optional) injects the defense's recovered trigger into graphs; the evaluation
+    code, which alone knows the real trigger, uses it for Recovery-ASR and trigger similarity (Table 4).
+    """
+
+    model: nn.Module
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    recovered_injector: Callable[[Sequence[Data]], list[Data]] | None = None
+
+
+class Defense(ABC):
+    name: ClassVar[str]
+    param_defaults: ClassVar[dict[str, Any]] = {}
+    param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, cfg: DefenseConfig) -> None:
+        self.cfg = cfg
+        self.params = {**self.param_defaults, **cfg.params}
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any]) -> None:
+        for key, value in params.items():
+            if key not in cls.param_defaults:
+                raise ConfigError(
+                    f"defense.params.{key}", value, sorted(cls.param_defaults) or "no parameters"
+                )
+            if key in cls.param_choices and value not in cls.param_choices[key]:
+                raise ConfigError(f"defense.params.{key}", value, cls.param_choices[key])
+
+    @abstractmethod
+    def defend(self, model: nn.Module, clean: DefenderData) -> DefenseOutcome:
+        """Return a defended copy of ``model``; ``model`` itself is left unchanged."""

@@ -1,0 +1,13 @@
+"""GNN backbones behind registries (graph- and node-level)."""
+
+from gnnsec.models.graph import GRAPH_MODELS, GraphClassifier, ModelOutput, build_graph_model
+from gnnsec.models.node import NODE_MODELS, NodeClassifier
+
+__all__ = [
+    "GRAPH_MODELS",
+    "NODE_MODELS",
+    "GraphClassifier",
+    "ModelOutput",
+    "NodeClassifier",
+    "build_graph_model",
+]

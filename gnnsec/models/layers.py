@@ -1,0 +1,52 @@
+"""Message-passing layers with optional edge weights.
+
+GCN takes edge weights natively. PyG's GIN, GraphSAGE and GAT layers do not, so these thin subclasses
+multiply each message by its edge weight (for GAT: each attention coefficient after the softmax). A weight
+of 0 removes an edge and 1 keeps it, so a binarised adjacency with a straight-through gradient (GCleaner
+Eq. 6) is exactly a graph whose edges carry gradients.
+
+PyG compiles ``propagate`` from the type hints of ``message``, so hints here use ``Optional`` and this module
+does not use postponed annotations.
+"""
+
+from typing import Optional
+
+from torch import Tensor
+from torch_geometric.nn import GATConv, GINConv, SAGEConv
+
+
+class WeightedGINConv(GINConv):
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        # propagate_type: (x: OptPairTensor, edge_weight: OptTensor)
+        out = self.propagate(edge_index, x=(x, x), edge_weight=edge_weight)
+        return self.nn(out + (1 + self.eps) * x)
+
+    def message(self, x_j: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        return x_j if edge_weight is None else x_j * edge_weight.view(-1, 1)
+
+
+class WeightedSAGEConv(SAGEConv):
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        # propagate_type: (x: OptPairTensor, edge_weight: OptTensor)
+        out = self.lin_l(self.propagate(edge_index, x=(x, x), edge_weight=edge_weight))
+        if self.root_weight:
+            out = out + self.lin_r(x)
+        return out
+
+    def message(self, x_j: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        return x_j if edge_weight is None else x_j * edge_weight.view(-1, 1)
+
+
+class WeightedGATConv(GATConv):
+    """GAT whose attention coefficients are scaled by the edge weight (self-loops get weight 1)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("fill_value", 1.0)
+        super().__init__(*args, **kwargs)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        return super().forward(x, edge_index, edge_attr=edge_weight)
+
+    def edge_update(self, alpha_j, alpha_i, edge_attr, index, ptr, dim_size):  # noqa: ANN001, ANN201
+        alpha = super().edge_update(alpha_j, alpha_i, None, index, ptr, dim_size)
+        return alpha if edge_attr is None else alpha * edge_attr.view(-1, 1)

@@ -1,0 +1,277 @@
+"""``run_trial(config) -> TrialResult``: data → clean model → attack → defense → metrics.
+
+The only place that composes the layers. Clean and backdoored models come from the artifact cache when a
+previous trial with the same determining settings built them. The defense receives a
+:class:`~gnnsec.defenses.base.DefenderData` made from the holding split alone; only the evaluation below
+knows the real trigger.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gnnsec.attacks import ATTACKS, Attack, AttackContext
+from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
+from gnnsec.config import TrialConfig
+from gnnsec.data.loading import GraphDataset, load_graph_dataset
+from gnnsec.data.splits import GraphSplit
+from gnnsec.defenses import DEFENSES, DefenderData
+from gnnsec.metrics import attack_success
+from gnnsec.models import GraphClassifier, build_graph_model
+from gnnsec.train import evaluate, fit, predict, select_device
+
+log = logging.getLogger(__name__)
+
+POISON_SALT, EVAL_SALT = 1, 2
+
+
+@dataclass
+class TrialResult:
+    """Final metrics (flat floats), per-epoch histories, and small artifacts (per-class accuracy, ...)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- cache keys ----------------------------------------------------------------------------------------
+def clean_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
+    d = cfg.data
+    train = {k: v for k, v in asdict(cfg.train).items() if k != "device"}
+    return {
+        "dataset": ds.name,
+        "dataset_version": ds.spec.version,
+        "feature_mode": d.feature_mode,
+        "degree_cap": ds.featurizer.degree_cap,
+        "split_seed": d.split_seed,
+        "train_ratio": d.train_ratio,
+        "model": asdict(cfg.model),
+        "train": train,
+    }
+
+
+def backdoor_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
+    assert cfg.attack is not None
+    return {**clean_spec(cfg, ds), "attack": asdict(cfg.attack)}
+
+
+# ---- models --------------------------------------------------------------------------------------------
+def new_model(cfg: TrialConfig, ds: GraphDataset) -> GraphClassifier:
+    torch.manual_seed(cfg.train.seed)
+    m = cfg.model
+    return build_graph_model(
+        m.name,
+        ds.num_features,
+        ds.num_classes,
+        hidden=m.hidden,
+        num_layers=m.num_layers,
+        dropout=m.dropout,
+        pooling=m.pooling,
+    )
+
+
+def _load_model(cfg: TrialConfig, ds: GraphDataset, folder: Path) -> GraphClassifier:
+    model = new_model(cfg, ds)
+    model.load_state_dict(load_tensors(folder / "model.pt"))
+    return model.to(select_device(cfg.train.device)).eval()
+
+
+def clean_model(
+    cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, cache: ArtifactCache
+) -> tuple[GraphClassifier, dict]:
+    """The never-poisoned model (cached); returns it and its training info."""
+    train_graphs = ds.subset(split.train)
+
+    def build(tmp: Path) -> None:
+        model = new_model(cfg, ds)
+        t0 = time.perf_counter()
+        history = fit(model, train_graphs, cfg.train, desc="clean")
+        info = {"seconds": time.perf_counter() - t0, "history": history}
+        save_tensors(tmp / "model.pt", model.state_dict())
+        atomic_write_text(tmp / "info.json", json.dumps(info))
+
+    folder, hit = cache.get_or_create("clean", clean_spec(cfg, ds), build)
+    info = json.loads((folder / "info.json").read_text())
+    info["cached"] = hit
+    return _load_model(cfg, ds, folder), info
+
+
+def make_attack(cfg: TrialConfig, ds: GraphDataset) -> Attack:
+    assert cfg.attack is not None
+    return ATTACKS.get(cfg.attack.name)(cfg.attack, ds.featurizer, ds.num_classes, ds.avg_nodes)
+
+
+def backdoored_model(
+    cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, cache: ArtifactCache, clean: GraphClassifier
+) -> tuple[Attack, GraphClassifier, dict]:
+    """Poison the training split, train the backdoored model (cached with its trigger)."""
+    attack = make_attack(cfg, ds)
+    train_graphs = ds.subset(split.train)
+
+    def build(tmp: Path) -> None:
+        ctx = AttackContext(
+            train_graphs,
+            ds.featurizer,
+            ds.num_classes,
+            ds.avg_nodes,
+            lambda: new_model(cfg, ds),
+            cfg.train,
+            clean_model=clean,
+        )
+        t0 = time.perf_counter()
+        attack.reseed(POISON_SALT)
+        attack.prepare(ctx)
+        victims = attack.select_victims(train_graphs)
+        poisoned = attack.poison(train_graphs, victims)
+        t_poison = time.perf_counter() - t0
+        model = new_model(cfg, ds)
+        history = attack.train_backdoored(model, poisoned, ctx, victims)
+        info = {
+            "seconds": time.perf_counter() - t0,
+            "poison_seconds": t_poison,
+            "history": history,
+            "victims": victims.tolist(),
+        }
+        save_tensors(tmp / "model.pt", model.state_dict())
+        save_tensors(tmp / "trigger.pt", attack.state_dict())
+        atomic_write_text(tmp / "info.json", json.dumps(info))
+
+    folder, hit = cache.get_or_create("backdoor", backdoor_spec(cfg, ds), build)
+    attack.load_state_dict(load_tensors(folder / "trigger.pt"))
+    info = json.loads((folder / "info.json").read_text())
+    info["cached"] = hit
+    return attack, _load_model(cfg, ds, folder), info
+
+
+# ---- the trial -----------------------------------------------------------------------------------------
+def _embeddings(model: nn.Module, graphs: list) -> np.ndarray:
+    from gnnsec.train import make_loader
+
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for b in make_loader(graphs, 256):
+            b = b.to(device)
+            out.append(model.forward_full(b.x, b.edge_index, b.batch).embedding.cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+
+def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResult:
+    """Run one trial and return its metrics. Metric names: ``<model>_<metric>``, model ∈ clean/backdoor/defended."""
+    cache = cache or ArtifactCache()
+    res = TrialResult(config=cfg.to_dict())
+    m = res.metrics
+    t_start = time.perf_counter()
+    ds = load_graph_dataset(cfg.data)
+    split = ds.split(cfg.data)
+    test = ds.subset(split.test)
+    m.update(
+        {
+            "n_graphs": len(ds.graphs),
+            "n_train": len(split.train),
+            "n_holding": len(split.holding),
+            "n_test": len(test),
+        }
+    )
+
+    clean, clean_info = clean_model(cfg, ds, split, cache)
+    clean_eval = evaluate(clean, test, ds.num_classes)
+    m.update(clean_eval.as_dict("clean_"))
+    m["clean_train_seconds"] = clean_info["seconds"]
+    res.history["clean"] = clean_info["history"]
+    res.artifacts["per_class_acc"] = {"clean": clean_eval.per_class_acc}
+    if cfg.attack is None:
+        m["trial_seconds"] = time.perf_counter() - t_start
+        return res
+
+    attack, backdoored, bd_info = backdoored_model(cfg, ds, split, cache, clean)
+    target = cfg.attack.target_label
+    victims_test = [g for g in test if int(g.y) != target]
+    labels = torch.tensor([int(g.y) for g in victims_test], dtype=torch.long)
+    attack.reseed(EVAL_SALT)
+    triggered = attack.inject(victims_test)
+    bd_eval = evaluate(backdoored, test, ds.num_classes)
+    m.update(bd_eval.as_dict("backdoor_"))
+    m.update(
+        {
+            f"backdoor_{k}": v
+            for k, v in attack_success(
+                backdoored, triggered, target, predict(backdoored, victims_test), labels
+            ).items()
+        }
+    )
+    m.update(
+        {
+            f"clean_{k}": v
+            for k, v in attack_success(clean, triggered, target, predict(clean, victims_test), labels).items()
+        }
+    )
+    m.update(
+        {
+            "backdoor_train_seconds": bd_info["seconds"],
+            "poison_seconds": bd_info["poison_seconds"],
+            "n_poisoned": float(len(bd_info["victims"])),
+            "trigger_nodes": float(attack.trigger_nodes),
+            "backdoor_cached": float(bd_info["cached"]),
+        }
+    )
+    res.history["backdoor"] = bd_info["history"]
+    res.artifacts["per_class_acc"]["backdoor"] = bd_eval.per_class_acc
+
+    if cfg.defense is not None:
+        defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
+        clean_set = DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)
+        t0 = time.perf_counter()
+        outcome = defense.defend(copy.deepcopy(backdoored), clean_set)
+        m["defense_seconds"] = time.perf_counter() - t0
+        defended = outcome.model.eval()
+        def_eval = evaluate(defended, test, ds.num_classes)
+        m.update(def_eval.as_dict("defended_"))
+        m.update(
+            {
+                f"defended_{k}": v
+                for k, v in attack_success(
+                    defended, triggered, target, predict(defended, victims_test), labels
+                ).items()
+            }
+        )
+        m.update({f"defense_{k}": v for k, v in outcome.metrics.items()})
+        res.history["defense"] = outcome.history
+        res.artifacts["per_class_acc"]["defended"] = def_eval.per_class_acc
+        if outcome.recovered_injector is not None:
+            _recovery_metrics(m, backdoored, outcome.recovered_injector, victims_test, triggered, target)
+        res.artifacts["embeddings"] = {
+            "labels": [int(g.y) for g in test],
+            "target": target,
+            "backdoor_clean": _embeddings(backdoored, test).tolist(),
+            "backdoor_triggered": _embeddings(backdoored, triggered).tolist(),
+            "defended_clean": _embeddings(defended, test).tolist(),
+            "defended_triggered": _embeddings(defended, triggered).tolist(),
+        }
+    m["trial_seconds"] = time.perf_counter() - t_start
+    return res
+
+
+def _recovery_metrics(m: dict, backdoored: nn.Module, injector, victims_test, triggered, target: int) -> None:  # noqa: ANN001
+    """Recovery-ASR and real-vs-recovered trigger similarity (GCleaner Table 4), evaluation side only."""
+    recovered = injector(victims_test)
+    m.update({f"recovery_{k}": v for k, v in attack_success(backdoored, recovered, target).items()})
+    real_emb = torch.as_tensor(_embeddings(backdoored, triggered))
+    rec_emb = torch.as_tensor(_embeddings(backdoored, recovered))
+    if len(real_emb):
+        m["recovery_similarity"] = float(nn.functional.cosine_similarity(real_emb, rec_emb, dim=-1).mean())
