@@ -19,6 +19,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._display: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         key = name.lower()
@@ -27,6 +28,7 @@ class Registry(Generic[T]):
             if key in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[key] = obj
+            self._display[key] = name
             return obj
 
         return decorator
@@ -43,13 +45,13 @@ class Registry(Generic[T]):
     def canonical(self, name: str, field: str | None = None) -> str:
         """The registered spelling of ``name`` (raises ConfigError when unknown)."""
         self.get(name, field)
-        return str(name).lower()
+        return self._display[str(name).lower()]
 
     def __contains__(self, name: object) -> bool:
         return str(name).lower() in self._items
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(self._display.values(), key=str.lower)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -122,7 +122,7 @@ class GraphSAGE(GraphClassifier):
     name = "GraphSAGE"
 
     def make_conv(self, in_dim: int, out_dim: int) -> nn.Module:
-        return WeightedSAGEConv(in_dim, out_dim, aggr="mean")
+        return WeightedSAGEConv(in_dim, out_dim)
 
 
 def build_graph_model(name: str, in_dim: int, num_classes: int, **kwargs: object) -> GraphClassifier:

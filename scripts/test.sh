@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set everything up and run the test suite: own venv, lint + format check (ruff), then pytest.
+# Datasets come from the offline mirror ($GNNSEC_DATA_MIRROR, default ../shared/data when present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-env.sh
+if [ -z "${GNNSEC_DATA_MIRROR:-}" ] && [ -d ../shared/data ]; then
+  export GNNSEC_DATA_MIRROR="$(cd ../shared/data && pwd)"
+fi
+export GNNSEC_CACHE_DIR="${GNNSEC_CACHE_DIR:-$PWD/.gnnsec/test-cache}"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest -q "$@"
