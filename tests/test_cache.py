@@ -7,6 +7,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from gnnsec.cache import ArtifactCache, cache_key, load_tensors, save_tensors
@@ -51,10 +52,8 @@ def test_failed_build_leaves_nothing(tmp_path) -> None:
         (tmp / "half.pt").write_text("partial")
         raise RuntimeError("boom")
 
-    try:
+    with pytest.raises(RuntimeError, match="boom"):
         cache.get_or_create("k", {"a": 1}, broken)
-    except RuntimeError:
-        pass
     assert cache.entries() == [] and not list((tmp_path / "k").glob("*/half.pt"))
 
 
