@@ -177,11 +177,16 @@ class AttackConfig:
 
 @dataclass
 class DefenseConfig:
-    """A defense by name plus its own settings (each defense validates its ``params``)."""
+    """A defense by name plus its own settings (each defense validates its ``params``).
+
+    ``auxiliary_dataset``: defend with clean graphs of another dataset instead of the holding split
+    (GCleaner Table 5, e.g. NCI1 -> AIDS); as many graphs as the holding split would have.
+    """
 
     name: str = "gcleaner"
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    auxiliary_dataset: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -191,6 +196,13 @@ class DefenseConfig:
 
         self.name = DEFENSES.canonical(self.name, "defense.name")
         DEFENSES.get(self.name).validate_params(self.params)
+        if self.auxiliary_dataset is not None:
+            from gnnsec.data.registry import DATASETS
+
+            graph_sets = [n for n in DATASETS.names() if DATASETS.get(n).task == "graph"]
+            self.auxiliary_dataset = DATASETS.get(self.auxiliary_dataset, "defense.auxiliary_dataset").name
+            if self.auxiliary_dataset not in graph_sets:
+                raise ConfigError("defense.auxiliary_dataset", self.auxiliary_dataset, graph_sets)
 
 
 @dataclass
@@ -209,6 +221,9 @@ class TrialConfig:
     def validate(self) -> None:
         if self.defense is not None and self.attack is None:
             raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
+        aux = self.defense.auxiliary_dataset if self.defense is not None else None
+        if aux is not None and aux == self.data.dataset:
+            raise ConfigError("defense.auxiliary_dataset", aux, f"a dataset other than {self.data.dataset}")
         if self.attack is not None:
             from gnnsec.data.registry import DATASETS
 

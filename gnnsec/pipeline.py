@@ -22,10 +22,11 @@ from torch import nn
 
 from gnnsec.attacks import ATTACKS, Attack, AttackContext
 from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
-from gnnsec.config import TrialConfig
+from gnnsec.config import DataConfig, TrialConfig
 from gnnsec.data.loading import GraphDataset, load_graph_dataset
 from gnnsec.data.splits import GraphSplit
 from gnnsec.defenses import DEFENSES, DefenderData
+from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
 from gnnsec.models import GraphClassifier, build_graph_model
 from gnnsec.train import evaluate, fit, predict, select_device
@@ -157,6 +158,41 @@ def backdoored_model(
     return attack, _load_model(cfg, ds, folder), info
 
 
+def defender_data(cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, model: nn.Module) -> DefenderData:
+    """The defender's clean set: the holding split, or as many graphs of an auxiliary dataset.
+
+    Auxiliary graphs (GCleaner Table 5) are featurized with the target dataset's featurizer (degree mode:
+    the same cap, so the feature dimension matches) and labelled with the suspect model's own predictions,
+    since another dataset's labels mean nothing to this model (COLLAB even has 3 classes against AIDS' 2).
+    """
+    assert cfg.defense is not None
+    aux = cfg.defense.auxiliary_dataset
+    if aux is None:
+        return DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)
+    f = ds.featurizer
+    aux_cfg = DataConfig(
+        dataset=aux,
+        feature_mode=f.mode,
+        degree_cap=f.degree_cap,
+        split_seed=cfg.data.split_seed,
+        mirror=cfg.data.mirror,
+        root=cfg.data.root,
+    )
+    aux_ds = load_graph_dataset(aux_cfg)
+    if aux_ds.num_features != ds.num_features:
+        raise ConfigError(
+            "defense.auxiliary_dataset",
+            aux,
+            f"a dataset with {ds.num_features} node features like {ds.name} (it has {aux_ds.num_features})",
+        )
+    rng = np.random.default_rng(cfg.defense.seed)
+    idx = rng.choice(len(aux_ds.graphs), size=min(len(split.holding), len(aux_ds.graphs)), replace=False)
+    graphs = [aux_ds.graphs[int(i)].clone() for i in idx]
+    for g, y in zip(graphs, predict(model, graphs)):
+        g.y = y.view(1)
+    return DefenderData(graphs, ds.num_classes, f)
+
+
 # ---- the trial -----------------------------------------------------------------------------------------
 def _embeddings(model: nn.Module, graphs: list) -> np.ndarray:
     from gnnsec.train import make_loader
@@ -235,7 +271,8 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
 
     if cfg.defense is not None:
         defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
-        clean_set = DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)
+        clean_set = defender_data(cfg, ds, split, backdoored)
+        m["n_defender"] = len(clean_set.graphs)
         t0 = time.perf_counter()
         outcome = defense.defend(copy.deepcopy(backdoored), clean_set)
         m["defense_seconds"] = time.perf_counter() - t0
