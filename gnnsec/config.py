@@ -21,6 +21,7 @@ from gnnsec.errors import ConfigError
 FEATURE_MODES = ("degree", "native")
 DEVICES = ("auto", "cpu", "cuda")
 POOLINGS = ("mean", "sum", "max")
+DEFAULT_EPOCHS = 100  # when neither the config nor a dataset says otherwise
 
 
 def _open_unit(name: str, value: float) -> None:
@@ -113,9 +114,13 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Adam with a step learning-rate schedule; seeded so the same config gives the same metrics on CPU."""
+    """Adam with a step learning-rate schedule; seeded so the same config gives the same metrics on CPU.
 
-    epochs: int = 100
+    ``epochs=None`` means the dataset's documented default (``DatasetSpec.default_epochs``: 100, COLLAB 20);
+    :class:`TrialConfig` resolves it, so a built trial config always holds the concrete number.
+    """
+
+    epochs: int | None = None
     lr: float = 0.01
     batch_size: int = 32
     weight_decay: float = 0.0
@@ -128,7 +133,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        _positive("train.epochs", self.epochs)
+        if self.epochs is not None:
+            _positive("train.epochs", self.epochs)
         _positive("train.lr", self.lr, integer=False)
         _positive("train.batch_size", self.batch_size)
         _positive("train.step_size", self.step_size)
@@ -219,6 +225,10 @@ class TrialConfig:
         self.validate()
 
     def validate(self) -> None:
+        if self.train.epochs is None:
+            from gnnsec.data.registry import DATASETS
+
+            self.train.epochs = DATASETS.get(self.data.dataset).default_epochs
         if self.defense is not None and self.attack is None:
             raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
         aux = self.defense.auxiliary_dataset if self.defense is not None else None

@@ -19,7 +19,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from gnnsec.config import TrainConfig
+from gnnsec.config import DEFAULT_EPOCHS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     history: list[dict[str, float]] = []
-    for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
+    epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS
+    for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
         row = {"epoch": float(epoch), "loss": train_epoch(model, loader, optimizer, device, loss_fn)}
         scheduler.step()
         if eval_graphs is not None:
