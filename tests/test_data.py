@@ -115,3 +115,21 @@ def test_split_is_seeded_stratified_and_disjoint() -> None:
     assert not set(a.holding) & set(a.test) and not set(a.train) & (set(a.test) | set(a.holding))
     assert abs(labels[a.train].mean() - 0.8) < 0.01
     assert not np.array_equal(a.test, split_graphs(labels, seed=4).test)
+
+
+def test_no_mirror_and_no_network_names_dataset_folder_and_remedy(tmp_path, monkeypatch) -> None:
+    import urllib.error
+
+    import torch_geometric.datasets.tu_dataset as tu
+
+    from gnnsec.errors import DataUnavailableError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.delenv("GNNSEC_DATA_MIRROR", raising=False)
+    monkeypatch.setattr(tu.fs, "cp", offline)
+    with pytest.raises(DataUnavailableError) as err:
+        load_graph_dataset(DataConfig(dataset="MUTAG", root=str(tmp_path)))
+    msg = str(err.value)
+    assert "MUTAG" in msg and str(tmp_path) in msg and "GNNSEC_DATA_MIRROR" in msg
