@@ -8,11 +8,16 @@ Every method has one signature::
 returning one ``[num_nodes]`` map per explained layer (multi-layer Grad-CAM: one per message-passing layer;
 input-attribution methods: one). With ``create_graph=True`` the maps stay differentiable w.r.t. the model's
 parameters, so a loss on them trains the model.
+
+Registered methods: "gradcam" (here, the default), "none", and in :mod:`gnnsec.explain.attributions`
+"integrated_gradients", "guided_backprop", "gnnexplainer". Method-specific settings (e.g. ``steps`` for
+Integrated Gradients, ``epochs`` for GNNExplainer) are keyword options passed through :func:`heatmaps`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,9 +29,12 @@ HeatmapFn = Callable[..., list[Tensor]]
 HEATMAPS: Registry[HeatmapFn] = Registry("heatmap method")
 
 
-def _class_scores(logits: Tensor, classes: Tensor) -> Tensor:
+def class_scores(logits: Tensor, classes: Tensor) -> Tensor:
     """Sum over graphs of y^c (the logit of each graph's class); graphs are independent in the gradient."""
     return logits.gather(1, classes.view(-1, 1)).sum()
+
+
+_class_scores = class_scores
 
 
 @HEATMAPS.register("gradcam")
@@ -60,6 +68,17 @@ def no_heatmap(model: nn.Module, x: Tensor, *args: object, **kwargs: object) -> 
     return []
 
 
-def heatmaps(name: str, model: nn.Module, x: Tensor, edge_index: Tensor, batch: Tensor, classes: Tensor,
-             edge_weight: Tensor | None = None, create_graph: bool = False) -> list[Tensor]:
-    return HEATMAPS.get(name, "heatmap")(model, x, edge_index, batch, classes, edge_weight, create_graph)
+def heatmaps(
+    name: str,
+    model: nn.Module,
+    x: Tensor,
+    edge_index: Tensor,
+    batch: Tensor,
+    classes: Tensor,
+    edge_weight: Tensor | None = None,
+    create_graph: bool = False,
+    **options: Any,
+) -> list[Tensor]:
+    """Maps of method ``name``; ``options`` are that method's own keyword settings."""
+    fn = HEATMAPS.get(name, "heatmap")
+    return fn(model, x, edge_index, batch, classes, edge_weight, create_graph, **options)
