@@ -55,3 +55,20 @@ def test_node_models(name: str) -> None:
     g = path_graph(10, dim=4)
     model = NODE_MODELS.get(name)(4, 3)
     assert model(g.x, g.edge_index).shape == (10, 3)
+
+
+def test_weighted_layers_compile_their_own_propagate_after_pyg_parents() -> None:
+    """PyG compiles ``propagate`` per class; a parent compiled first must not shadow our edge weights."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from torch_geometric.nn import GATConv, GINConv, SAGEConv\n"
+        "SAGEConv(3, 3); GINConv(torch.nn.Linear(3, 3)); GATConv(3, 3)\n"
+        "from gnnsec.models.layers import WeightedGATConv, WeightedGINConv, WeightedSAGEConv\n"
+        "ei = torch.tensor([[0, 1], [1, 2]])\n"
+        "for conv in (WeightedSAGEConv(3, 3), WeightedGINConv(torch.nn.Linear(3, 3)), WeightedGATConv(3, 3)):\n"
+        "    conv(torch.randn(4, 3), ei, torch.ones(2))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

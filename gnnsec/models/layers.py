@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 from torch_geometric.nn import GATConv, GINConv, SAGEConv
+from torch_geometric.typing import OptPairTensor, OptTensor  # noqa: F401  (names used by PyG's propagate_type)
 from torch_geometric.utils import scatter
 
 
