@@ -48,9 +48,18 @@ class Defense(ABC):
     param_defaults: ClassVar[dict[str, Any]] = {}
     param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
+    #: Optional progress hook set by a caller (e.g. the tuner's ASHA scheduler): a defense that trains in
+    #: epochs calls :meth:`report_epoch` with its own per-epoch signals (defender-side data only).
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None
+
     def __init__(self, cfg: DefenseConfig) -> None:
         self.cfg = cfg
         self.params = {**self.param_defaults, **cfg.params}
+
+    def report_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        """Pass one epoch's signals to :attr:`on_epoch` (no-op when no hook is set)."""
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, dict(row))
 
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
