@@ -10,4 +10,8 @@ fi
 export GNNSEC_CACHE_DIR="${GNNSEC_CACHE_DIR:-$PWD/.gnnsec/test-cache}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# the real multi-process check: Ray head + worker node, PostgreSQL-backed MLflow server, smoke sweep
+if [ "${GNNSEC_SKIP_MULTIPROCESS:-0}" != 1 ] && [ -n "${GNNSEC_DATA_MIRROR:-}" ]; then
+  bash .ci/multiprocess.sh
+fi
 .venv/bin/python -m pytest -q "$@"
