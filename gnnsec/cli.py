@@ -244,7 +244,9 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gnnsec", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="gnnsec", description="GNN-security experiments: datasets, attacks, defenses, sweeps, reports."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True)
 
