@@ -239,6 +239,20 @@ def test_failing_trial_is_retried_then_failed(sweep_env: dict[str, str], tmp_pat
 
 
 @pytest.mark.slow
+def _experiment_ready(db: Path, name: str) -> bool:
+    """True once the driver has created the store and the experiment. Read with plain sqlite3 (read-only):
+    an MLflow client opened on a store still being created would race the driver's schema migration."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 def test_interrupted_sweep_resumes_without_rerunning(sweep_env: dict[str, str], tmp_path: Path) -> None:
     run_dir = tmp_path / "runs"
     args = ["--preset", "smoke", "--only", "injection_ratio", "holding_rate", "--name", "resume"]
@@ -248,7 +262,7 @@ def test_interrupted_sweep_resumes_without_rerunning(sweep_env: dict[str, str], 
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        if db.exists():
+        if _experiment_ready(db, "gnnsec/resume"):
             try:
                 runs = _runs(run_dir, "gnnsec/resume")
             except Exception:  # experiment not created yet
