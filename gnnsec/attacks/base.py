@@ -74,9 +74,9 @@ class Attack(ABC):
                     f"attack.params.{key}", value, sorted(cls.param_defaults) or "no parameters"
                 )
             default = cls.param_defaults[key]
-            if isinstance(default, int | float) and not isinstance(default, bool):
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    raise ConfigError(f"attack.params.{key}", value, f"a number like {default}")
+            numeric_default = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric_default and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise ConfigError(f"attack.params.{key}", value, f"a number like {default}")
 
     @property
     def trigger_nodes(self) -> int:
