@@ -31,7 +31,7 @@ class DatasetSpec:
     graph_filter: Callable[[Any], bool] | None = None
     label_map: dict[int, int] | None = None
     notes: str = ""
-    default_epochs: int = 100  # == config.DEFAULT_EPOCHS; GIN reaches its plateau well within this on CPU (README: Defaults)
+    default_epochs: int = 100  # == config.DEFAULT_EPOCHS (README: Defaults)
     loader_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,247 @@
+"""GCleaner: the defender's API cannot see the attack; every loss term is differentiable where it must be;
+and end to end on AIDS it removes a Sub-BA backdoor while keeping accuracy."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from gnnsec.attacks.inject import replace_subgraph
+from gnnsec.config import DefenseConfig, TrialConfig
+from gnnsec.data.features import Featurizer
+from gnnsec.defenses import DefenderData
+from gnnsec.defenses.gcleaner import GCleaner, GCleanerParams
+from gnnsec.defenses.gcleaner.recovery import (
+    Placement,
+    TriggerGenerator,
+    binarize,
+    degree_onehot,
+    selected_features,
+    similarity_hinge,
+    soft_inject,
+)
+from gnnsec.defenses.gcleaner.unlearning import unlearning_loss
+from gnnsec.errors import ConfigError
+from gnnsec.explain import HEATMAPS, NODE_EXPLAINERS
+from gnnsec.models import build_graph_model
+from tests.conftest import require_dataset
+
+CAP = 6
+
+
+def random_graph(n: int, y: int, gen: torch.Generator, featurizer: Featurizer) -> Data:
+    """A connected random graph: a random tree plus a few extra edges, degree features."""
+    parents = [int(torch.randint(0, v, (1,), generator=gen)) for v in range(1, n)]
+    edges = list(zip(parents, range(1, n)))
+    for _ in range(n // 3):
+        a, b = torch.randint(0, n, (2,), generator=gen).tolist()
+        if a != b:
+            edges.append((a, b))
+    ei = torch.tensor(edges).t()
+    ei = torch.cat([ei, ei.flip(0)], 1).unique(dim=1)
+    x_native = torch.nn.functional.one_hot(torch.randint(0, 4, (n,), generator=gen), 4).float()
+    g = Data(edge_index=ei, y=torch.tensor([y]), num_nodes=n, x_native=x_native)
+    g.x = featurizer.features(ei, n, x_native)
+    return g
+
+
+@pytest.fixture()
+def toy() -> tuple[list[Data], Featurizer]:
+    featurizer = Featurizer("degree", CAP)
+    gen = torch.Generator().manual_seed(0)
+    return [random_graph(6 + i % 5, i % 2, gen, featurizer) for i in range(12)], featurizer
+
+
+# ---- what the defender can see ---------------------------------------------------------------------------
+def test_defend_sees_only_the_model_and_the_clean_set() -> None:
+    assert list(inspect.signature(GCleaner.defend).parameters) == ["self", "model", "clean"]
+    assert {f.name for f in dataclasses.fields(DefenderData)} == {"graphs", "num_classes", "featurizer"}
+    knobs = {f.name for f in dataclasses.fields(GCleanerParams)}
+    assert not any("target" in k or k.startswith("trigger") or "attack" in k for k in knobs)
+
+
+@pytest.mark.parametrize("key", ["target_label", "target", "trigger", "trigger_adj", "attack"])
+def test_params_naming_the_attack_are_rejected(key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        DefenseConfig("gcleaner", {key: 1})
+    assert f"defense.params.{key}" in str(err.value) and "recovery_explainer" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"n": 0}, "defense.params.n=0"),
+        ({"n": 8}, "[1, 7]"),
+        ({"optimizer": "rmsprop"}, "adam, sgd"),
+        ({"heatmap": "nope"}, "gradcam"),
+        ({"recovery_explainer": "nope"}, "gnnexplainer"),
+        ({"l_explain": 1}, "True, False"),
+        ({"lr": 0}, "positive"),
+        ({"restarts": 1.5}, "integer"),
+        ({"val_fraction": 0.95}, "[0.0, 0.9]"),
+        ({"lambda": 1.0, "lam": 1.0}, "not both"),
+    ],
+)
+def test_bad_params_name_field_value_and_choices(params: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        DefenseConfig("gcleaner", params)
+    assert needle in str(err.value)
+
+
+def test_every_registered_explainer_and_heatmap_is_accepted() -> None:
+    for name in NODE_EXPLAINERS.names():
+        DefenseConfig("gcleaner", {"recovery_explainer": name})
+    for name in HEATMAPS.names():
+        DefenseConfig("gcleaner", {"heatmap": name})
+    p = GCleaner(DefenseConfig("gcleaner", {"lambda": 2.0, "T": 0.5})).settings
+    assert (p.lam, p.threshold) == (2.0, 0.5)
+
+
+# ---- differentiability ---------------------------------------------------------------------------------
+def test_degree_onehot_is_exact_and_differentiable() -> None:
+    ei = torch.tensor([[0, 1, 1, 2, 0, 2, 3], [1, 0, 2, 1, 2, 0, 0]])
+    w = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0], requires_grad=True)
+    x = degree_onehot(ei, w, 4, cap=3)
+    kept = ei[:, w.detach() > 0]
+    assert torch.equal(x.detach(), Featurizer("degree", 3).degree_features(kept, 4))
+    (x * torch.arange(4.0)).sum().backward()  # "degree bin" grows with every edge weight (below the cap)
+    assert w.grad is not None and bool((w.grad > 0).all())
+    x = degree_onehot(ei, w.detach(), 4, cap=1)  # clipped like the featurizer
+    assert torch.equal(x, Featurizer("degree", 1).degree_features(kept, 4))
+
+
+@pytest.mark.parametrize("mode", ["degree", "native"])
+def test_binarised_adjacency_passes_gradients_to_the_generator(toy, mode: str) -> None:
+    graphs, _ = toy
+    featurizer = Featurizer(mode, CAP, native_dim=4)
+    for g in graphs:
+        g.x = featurizer.features(g.edge_index, g.num_nodes, g.x_native)
+    torch.manual_seed(0)
+    model = build_graph_model("GIN", featurizer.num_features, 2, hidden=16, num_layers=2).eval()
+    n = 3
+    gen = TriggerGenerator(n, featurizer.num_features, hidden=16)
+    batch = Batch.from_data_list(graphs)
+    place = Placement(torch.tensor([[0, 2, 4]] * len(graphs)), torch.ones(len(graphs), n, dtype=torch.bool))
+    feats, soft = gen(selected_features(batch, place))
+    adj = binarize(soft)
+    assert set(adj.detach().unique().tolist()) <= {0.0, 1.0}
+    x, ei, w = soft_inject(batch, place, adj, feats, featurizer)
+    out = model.forward_full(x, ei, batch.batch, w)
+    # the weighted graph is exactly the hard triggered graph in the forward pass
+    hard = replace_subgraph(batch, place.positions, place.mask, adj.detach(), feats.detach(), featurizer)
+    ref = model.forward_full(hard.x, hard.edge_index, hard.batch)
+    assert torch.allclose(out.logits, ref.logits, atol=1e-5)
+    similarity_hinge(out.logits, 1.0).backward()
+    assert gen.w_a.weight.grad is not None and gen.w_a.weight.grad.abs().sum() > 0
+    if mode == "native":
+        assert gen.w_f.weight.grad is not None and gen.w_f.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("model_name", ["GIN", "GCN"])
+def test_heatmap_loss_trains_the_student(toy, model_name: str) -> None:
+    graphs, featurizer = toy
+    torch.manual_seed(0)
+    student = build_graph_model(model_name, featurizer.num_features, 2, hidden=16, num_layers=3).eval()
+    teacher = build_graph_model(model_name, featurizer.num_features, 2, hidden=16, num_layers=3).eval()
+    clean = Batch.from_data_list(graphs)
+    place = Placement(torch.tensor([[1, 2, 3]] * len(graphs)), torch.ones(len(graphs), 3, dtype=torch.bool))
+    triangle = torch.ones(3, 3) - torch.eye(3)
+    trig = replace_subgraph(clean, place.positions, place.mask, triangle, None, featurizer)
+    only_explain = GCleanerParams(l1_unlearn=False, l2_unlearn=False, l_explain=True, lam=1.0)
+    terms = unlearning_loss(student, teacher, clean, trig, only_explain)
+    assert terms.explain > 0 and terms.l1 == 0 and terms.l2 == 0
+    terms.total.backward()
+    grads = [p.grad for p in student.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    student.zero_grad()
+    off = GCleanerParams(heatmap="none", l1_unlearn=False, l2_unlearn=False)
+    assert float(unlearning_loss(student, teacher, clean, trig, off).total) == 0.0
+
+
+# ---- end to end ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_gcleaner_removes_a_sub_ba_backdoor_on_aids(mirror, tmp_path) -> None:
+    require_dataset(mirror, "TUDataset", "AIDS")
+    from gnnsec.cache import ArtifactCache
+    from gnnsec.pipeline import run_trial
+
+    cfg = TrialConfig.from_dict(
+        {
+            "data": {"dataset": "AIDS", "root": str(tmp_path / "data")},
+            "model": {"name": "GIN", "hidden": 32},
+            "train": {"epochs": 20, "step_size": 20, "seed": 0},
+            "attack": {"name": "sub_ba", "seed": 0},
+            "defense": {"name": "gcleaner", "seed": 0},  # the defaults (GNNExplainer placement)
+        }
+    )
+    m = run_trial(cfg, ArtifactCache(tmp_path / "artifacts")).metrics
+    assert m["backdoor_asr"] >= 0.8, m  # otherwise there is nothing to defend against
+    assert m["defended_asr"] <= m["clean_asr"] + 0.10, m
+    assert m["defended_asr"] <= m["backdoor_asr"] - 0.5, m
+    assert m["defended_acc"] >= m["backdoor_acc"] - 0.03, m
+    assert m["recovery_asr"] >= 0.5, m  # the recovered trigger acts like the real one on the backdoored model
+    assert not math.isnan(m["defense_val_acc_after"])
+
+
+@pytest.mark.parametrize(("n", "mode"), [(1, "degree"), (3, "degree"), (3, "native")])
+def test_defend_on_toy_graphs_reports_history_metrics_and_an_injector(toy, n: int, mode: str) -> None:
+    graphs, _ = toy
+    featurizer = Featurizer(mode, CAP, native_dim=4)
+    for g in graphs:
+        g.x = featurizer.features(g.edge_index, g.num_nodes, g.x_native)
+    torch.manual_seed(0)
+    model = build_graph_model("GIN", featurizer.num_features, 2, hidden=16, num_layers=2).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = {
+        "n": n,
+        "recovery_explainer": "random",
+        "recovery_epochs": 2,
+        "restarts": 2,
+        "unlearn_epochs": 3,
+        "teacher_epochs": 2,
+        "batch_size": 4,
+    }
+    outcome = GCleaner(DefenseConfig("gcleaner", params)).defend(model, DefenderData(graphs, 2, featurizer))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input model untouched
+    assert [row["epoch"] for row in outcome.history] == [0.0, 1.0, 2.0]
+    assert {"val_acc", "val_flip", "fit_flip", "l1_unlearn", "l2_unlearn", "l_explain"} <= set(
+        outcome.history[0]
+    )
+    for key in ("recovery_seconds", "unlearn_seconds", "recovery_loss", "chosen_restart", "val_acc_before"):
+        assert key in outcome.metrics
+    assert outcome.metrics["n_fit"] + outcome.metrics["n_val"] == len(graphs)
+    assert outcome.recovered_injector is not None
+    triggered = outcome.recovered_injector(graphs[:5])
+    for g, t in zip(graphs[:5], triggered):
+        assert t.num_nodes == g.num_nodes and int(t.y) == int(g.y)
+        if mode == "degree":  # features follow the (new) degrees
+            assert torch.equal(t.x, featurizer.degree_features(t.edge_index, t.num_nodes))
+        # only the n trigger nodes change: their edges among themselves, and (native) their features
+        old_edges, new_edges = (
+            set(map(tuple, g.edge_index.t().tolist())),
+            set(map(tuple, t.edge_index.t().tolist())),
+        )
+        touched = {v for e in old_edges ^ new_edges for v in e}
+        if mode == "native":
+            touched |= set(torch.nonzero((t.x != g.x).any(-1)).view(-1).tolist())
+        assert len(touched) <= n
+
+
+def test_pseudo_labels_let_auxiliary_data_stand_in_for_the_clean_set(toy) -> None:
+    """Table 5: clean graphs from another dataset carry foreign labels; with ``pseudo_labels`` the defender
+    labels them with the backdoored model's own predictions (so its validation accuracy starts at 100%)."""
+    graphs, featurizer = toy
+    torch.manual_seed(0)
+    model = build_graph_model("GCN", featurizer.num_features, 2, hidden=8).eval()
+    params = {"recovery_explainer": "random", "recovery_epochs": 1, "restarts": 1, "unlearn_epochs": 1}
+    params["pseudo_labels"] = True
+    outcome = GCleaner(DefenseConfig("gcleaner", params)).defend(model, DefenderData(graphs, 2, featurizer))
+    assert outcome.metrics["val_acc_before"] == 1.0
+    assert [int(g.y) for g in graphs] == [i % 2 for i in range(len(graphs))]  # the caller's graphs untouched
