@@ -13,15 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-
-def mean_pairwise_cosine(emb: Tensor) -> Tensor:
-    """Mean cosine similarity over all ordered pairs p ≠ q of the rows of ``emb`` (0 for fewer than 2)."""
-    n = emb.size(0)
-    if n < 2:
-        return emb.sum() * 0.0
-    z = nn.functional.normalize(emb, dim=-1)
-    sim = z @ z.t()
-    return (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
+from gnnsec.similarity import mean_pairwise_cosine  # noqa: F401  (re-exported)
 
 
 def adaptive_loss(alpha: float) -> Callable[[nn.Module, Batch], Tensor]:

@@ -127,7 +127,10 @@ class Attack(ABC):
 
     def poison(self, graphs: Sequence[Data], victims: np.ndarray) -> list[Data]:
         """The training set with the victims triggered and relabelled to the target."""
-        triggered = self.inject([graphs[int(i)] for i in victims])
+        return self.relabel(graphs, victims, self.inject([graphs[int(i)] for i in victims]))
+
+    def relabel(self, graphs: Sequence[Data], victims: np.ndarray, triggered: Sequence[Data]) -> list[Data]:
+        """``graphs`` with each victim replaced by its triggered copy, labelled as the target."""
         poisoned = list(graphs)
         for i, g in zip(victims, triggered):
             g = g.clone()

@@ -197,7 +197,7 @@ class GTA(Attack):
         batch = Batch.from_data_list([graphs[int(i)] for i in victims])
         pos, mask = self.positions(batch)
         self._victim_positions = (pos, mask)
-        return self._relabel(graphs, victims, self._inject_at(batch, pos, mask))
+        return self.relabel(graphs, victims, self._inject_at(batch, pos, mask))
 
     def _inject_at(self, batch: Batch, pos: Tensor, mask: Tensor) -> list[Data]:
         with torch.no_grad():
@@ -206,14 +206,6 @@ class GTA(Attack):
                 batch.to(trig.adj.device), pos, mask, trig.adj, trig.features, self.featurizer
             )
         return out.cpu().to_data_list()
-
-    def _relabel(self, graphs: Sequence[Data], victims: np.ndarray, triggered: list[Data]) -> list[Data]:
-        poisoned = list(graphs)
-        for i, g in zip(victims, triggered):
-            g = g.clone()
-            g.y = torch.tensor([self.cfg.target_label])
-            poisoned[int(i)] = g
-        return poisoned
 
     # ---- bi-level training ------------------------------------------------------------------------------
     def train_backdoored(
@@ -245,7 +237,7 @@ class GTA(Attack):
         history: list[dict[str, float]] = []
         epoch = 0
         for it in range(iters):
-            train_set = self._relabel(ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask))
+            train_set = self.relabel(ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask))
             if alpha > 0:
                 train_set = _mark(train_set, victims)
             loader = make_loader(train_set, cfg.batch_size, shuffle=True, generator=gen)

@@ -40,6 +40,7 @@ from gnnsec.data.features import Featurizer
 from gnnsec.defenses.gcleaner.params import GCleanerParams
 from gnnsec.explain import node_importance
 from gnnsec.models.graph import ModelOutput
+from gnnsec.similarity import mean_pairwise_cosine
 from gnnsec.train import make_loader, predict
 
 log = logging.getLogger(__name__)
@@ -212,15 +213,6 @@ def flip_rate(
         if best.target < 0 or (count and (best.rate != best.rate or rate > best.rate)):
             best = FlipStats(rate, c, count)
     return best
-
-
-def mean_pairwise_cosine(emb: Tensor) -> Tensor:
-    n = emb.size(0)
-    if n < 2:
-        return emb.sum() * 0.0
-    z = nn.functional.normalize(emb, dim=-1)
-    sim = z @ z.t()
-    return (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
 
 
 def similarity_hinge(emb: Tensor, threshold: float) -> Tensor:
