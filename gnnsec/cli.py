@@ -243,6 +243,19 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    """Check every entry's sizes and sha256; with --repair quarantine the bad ones. Exit 1 when any is bad."""
+    cache = _cache(args)
+    bad = cache.verify(repair=args.repair)
+    rows = [{"kind": p.parent.name, "key": p.name, "problem": why} for p, why in bad]
+    n = len(cache.entries())
+    text = _table(rows, ["kind", "key", "problem"]) if rows else f"all {n} cached artifacts verified"
+    if rows and args.repair:
+        text += f"\nquarantined {len(rows)} entries under {cache.root / '.quarantine'}; the next trial rebuilds them"
+    _emit(args, {"root": str(cache.root), "bad": rows, "repaired": bool(args.repair)}, text)
+    return 1 if rows else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gnnsec", description="GNN-security experiments: datasets, attacks, defenses, sweeps, reports."
@@ -281,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["clean", "backdoor"], default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cache_clear)
+    p = cache.add_parser("verify", help="check every cached artifact's sizes and sha256")
+    p.add_argument("--cache-dir")
+    p.add_argument("--repair", action="store_true", help="quarantine bad entries so the next trial rebuilds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_verify)
 
     for extra in _extra_commands():
         extra(sub)

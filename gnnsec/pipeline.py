@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from gnnsec.attacks import ATTACKS, Attack, AttackContext
-from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
+from gnnsec.cache import ArtifactCache, atomic_write_text, code_versions, load_tensors, save_tensors
 from gnnsec.config import DataConfig, TrialConfig
 from gnnsec.data.loading import GraphDataset, load_graph_dataset
 from gnnsec.data.splits import GraphSplit
 from gnnsec.defenses import DEFENSES, DefenderData
 from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
-from gnnsec.models import GraphClassifier, build_graph_model
+from gnnsec.models import GRAPH_MODELS, GraphClassifier, build_graph_model
 from gnnsec.train import evaluate, fit, predict, select_device
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,15 @@ def clean_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
         "train_ratio": d.train_ratio,
         "model": asdict(cfg.model),
         "train": train,
+        "code": code_versions(model=GRAPH_MODELS.get(cfg.model.name)),
     }
 
 
 def backdoor_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
     assert cfg.attack is not None
-    return {**clean_spec(cfg, ds), "attack": asdict(cfg.attack)}
+    spec = clean_spec(cfg, ds)
+    code = code_versions(model=GRAPH_MODELS.get(cfg.model.name), attack=ATTACKS.get(cfg.attack.name))
+    return {**spec, "attack": asdict(cfg.attack), "code": code}
 
 
 # ---- models --------------------------------------------------------------------------------------------

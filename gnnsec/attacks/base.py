@@ -51,6 +51,7 @@ class Trigger:
 
 class Attack(ABC):
     name: ClassVar[str]
+    version: ClassVar[int] = 1  # goes into cache keys: bump when the attack's behaviour changes
     param_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: AttackConfig, featurizer: Featurizer, num_classes: int, avg_nodes: float) -> None:

@@ -45,6 +45,7 @@ class DefenseOutcome:
 
 class Defense(ABC):
     name: ClassVar[str]
+    version: ClassVar[int] = 1  # bump when the defense's behaviour changes (cache keys, tracked params)
     param_defaults: ClassVar[dict[str, Any]] = {}
     param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 

@@ -9,6 +9,7 @@ PyG's ``torch_geometric.explain`` expects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,7 @@ class GraphClassifier(nn.Module):
     """Stack of message-passing layers (ReLU), readout, then a two-layer MLP classifier."""
 
     default_pooling = "mean"
+    version: ClassVar[int] = 1  # goes into cache keys: bump when the backbone's behaviour changes
 
     def __init__(
         self,

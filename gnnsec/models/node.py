@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
@@ -12,6 +14,8 @@ NODE_MODELS: Registry[type[nn.Module]] = Registry("node model")
 
 
 class NodeClassifier(nn.Module):
+    version: ClassVar[int] = 1  # bump when the backbone's behaviour changes (cache keys)
+
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 64, dropout: float = 0.5) -> None:
         super().__init__()
         self.dropout = dropout
