@@ -75,9 +75,7 @@ def _add_trial_options(p: argparse.ArgumentParser, attack: bool = False, defense
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    import yaml
-
-    from gnnsec.config import TrialConfig
+    from gnnsec.config import TrialConfig, parse_value
 
     raw: dict[str, Any] = {}
     if args.config:
@@ -114,7 +112,7 @@ def build_config(args: argparse.Namespace) -> Any:
             from gnnsec.errors import ConfigError
 
             raise ConfigError("--set", item, "SECTION.FIELD=VALUE")
-        flat[key] = yaml.safe_load(value)
+        flat[key] = parse_value(value)
     for dotted, value in flat.items():
         if value is None:
             continue

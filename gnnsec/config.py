@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from gnnsec.errors import ConfigError
+from gnnsec.registry import ATTACKS, DATASETS, DEFENSES, GRAPH_MODELS
 
 FEATURE_MODES = ("degree", "native")
 DEVICES = ("auto", "cpu", "cuda")
@@ -24,20 +27,86 @@ POOLINGS = ("mean", "sum", "max")
 DEFAULT_EPOCHS = 100  # when neither the config nor a dataset says otherwise
 
 
-def _open_unit(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
-        raise ConfigError(name, value, "a number in the open interval (0, 1)")
+# YAML 1.2 floats: PyYAML implements YAML 1.1, where ``1e-3`` (no dot) is a string.
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
 
 
-def _positive(name: str, value: float, integer: bool = True) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise ConfigError(name, value, "a positive " + ("integer" if integer else "number"))
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads numbers like a person writes them (``1e-3``, ``5E2``)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text (config files, ``--set`` values, sweep overrides) with YAML 1.2 number rules."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def parse_value(text: str) -> Any:
+    """One ``--set KEY=VALUE`` value: ``1e-3`` -> 0.001, ``3`` -> 3, ``gta`` -> "gta", ``[1, 2]`` -> list."""
+    return load_yaml(text)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> int | float:
+    """``value`` as a number within the bounds, or a ConfigError naming the field, value and valid range.
+
+    Numeric strings (``"1e-3"``) are read as numbers; booleans and other types are rejected.
+    """
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        value = float(value) if not integer else (int(float(value)) if float(value).is_integer() else value)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        valid = f"{kind} in {lo}{low:g}, {high:g}{hi}"
+    elif low is not None:
+        valid = f"{kind} {'>' if low_open else '>='} {low:g}"
+    else:
+        valid = kind
+    if low == 0 and low_open and high is None:
+        valid = "a positive " + ("integer" if integer else "number")
+    types = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, types) or value != value:  # NaN fails too
+        raise ConfigError(name, value, valid)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(name, value, valid)
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ConfigError(name, value, valid)
+    return value
+
+
+def _open_unit(name: str, value: Any) -> float:
+    return check_number(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def _positive(name: str, value: Any, integer: bool = True) -> int | float:
+    return check_number(name, value, integer=integer, low=0, low_open=True)
+
+
+def _seed(name: str, value: Any) -> int:
+    return int(check_number(name, value, integer=True, low=0))
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...] | list[str]) -> None:
     if value not in choices:
         raise ConfigError(name, value, choices)
+
+
+def split_sizes(n: int, train_ratio: float, holding_rate: float) -> tuple[int, int, int]:
+    """(train, holding, evaluation) graph counts of a split of ``n`` graphs (used by ``data.splits``)."""
+    n_train = int(np.floor(train_ratio * n))
+    n_hold = max(2, int(round(holding_rate * n)))
+    return n_train, n_hold, n - n_train - n_hold
 
 
 def default_cache_dir() -> Path:
@@ -62,17 +131,26 @@ class DataConfig:
         self.validate()
 
     def validate(self) -> None:
-        from gnnsec.data.registry import DATASETS
-
-        self.dataset = DATASETS.get(self.dataset, "data.dataset").name
+        spec = DATASETS.get(self.dataset, "data.dataset")
+        self.dataset = spec.name
         _choice("data.feature_mode", self.feature_mode, FEATURE_MODES)
         if self.degree_cap is not None:
-            _positive("data.degree_cap", self.degree_cap)
-        _open_unit("data.train_ratio", self.train_ratio)
-        _open_unit("data.holding_rate", self.holding_rate)
+            self.degree_cap = int(_positive("data.degree_cap", self.degree_cap))
+        self.split_seed = _seed("data.split_seed", self.split_seed)
+        self.train_ratio = _open_unit("data.train_ratio", self.train_ratio)
+        self.holding_rate = _open_unit("data.holding_rate", self.holding_rate)
         if self.holding_rate >= 1.0 - self.train_ratio:
             raise ConfigError(
                 "data.holding_rate", self.holding_rate, f"below the test fraction {1 - self.train_ratio:.2f}"
+            )
+        n = getattr(spec, "num_graphs", None)
+        if n and split_sizes(n, self.train_ratio, self.holding_rate)[2] < 1:
+            _, n_hold, _ = split_sizes(n, self.train_ratio, self.holding_rate)
+            raise ConfigError(
+                "data.holding_rate",
+                self.holding_rate,
+                f"a rate leaving evaluation graphs: {self.dataset} has {n} graphs, "
+                f"{n - int(np.floor(self.train_ratio * n))} in the test split, {n_hold} would be held out",
             )
         if self.mirror is not None and not Path(self.mirror).is_dir():
             raise ConfigError("data.mirror", self.mirror, "an existing folder with PyG raw/ layouts")
@@ -101,13 +179,10 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        from gnnsec.models import GRAPH_MODELS
-
-        self.name = GRAPH_MODELS.get(self.name, "model.name").name
-        _positive("model.hidden", self.hidden)
-        _positive("model.num_layers", self.num_layers)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout", self.dropout, "a number in [0, 1)")
+        self.name = GRAPH_MODELS.canonical(self.name, "model.name")
+        self.hidden = int(_positive("model.hidden", self.hidden))
+        self.num_layers = int(_positive("model.num_layers", self.num_layers))
+        self.dropout = float(check_number("model.dropout", self.dropout, low=0.0, high=1.0, high_open=True))
         if self.pooling is not None:
             _choice("model.pooling", self.pooling, POOLINGS)
 
@@ -134,14 +209,13 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs is not None:
-            _positive("train.epochs", self.epochs)
-        _positive("train.lr", self.lr, integer=False)
-        _positive("train.batch_size", self.batch_size)
-        _positive("train.step_size", self.step_size)
-        if not 0.0 < self.gamma <= 1.0:
-            raise ConfigError("train.gamma", self.gamma, "a number in (0, 1]")
-        if self.weight_decay < 0:
-            raise ConfigError("train.weight_decay", self.weight_decay, "a non-negative number")
+            self.epochs = int(_positive("train.epochs", self.epochs))
+        self.lr = float(_positive("train.lr", self.lr, integer=False))
+        self.batch_size = int(_positive("train.batch_size", self.batch_size))
+        self.weight_decay = float(check_number("train.weight_decay", self.weight_decay, low=0.0))
+        self.step_size = int(_positive("train.step_size", self.step_size))
+        self.gamma = float(check_number("train.gamma", self.gamma, low=0.0, high=1.0, low_open=True))
+        self.seed = _seed("train.seed", self.seed)
         _choice("train.device", self.device, DEVICES)
 
 
@@ -165,19 +239,14 @@ class AttackConfig:
         self.validate()
 
     def validate(self) -> None:
-        from gnnsec.attacks import ATTACKS
-
         self.name = ATTACKS.canonical(self.name, "attack.name")
-        _open_unit("attack.injection_ratio", self.injection_ratio)
-        _open_unit("attack.trigger_size", self.trigger_size)
-        if (
-            isinstance(self.target_label, bool)
-            or not isinstance(self.target_label, int)
-            or self.target_label < 0
-        ):
-            raise ConfigError("attack.target_label", self.target_label, "a non-negative class index")
-        if self.adaptive_alpha < 0:
-            raise ConfigError("attack.adaptive_alpha", self.adaptive_alpha, "a non-negative number")
+        self.injection_ratio = float(_open_unit("attack.injection_ratio", self.injection_ratio))
+        self.trigger_size = float(_open_unit("attack.trigger_size", self.trigger_size))
+        self.target_label = int(check_number("attack.target_label", self.target_label, integer=True, low=0))
+        self.seed = _seed("attack.seed", self.seed)
+        self.adaptive_alpha = float(check_number("attack.adaptive_alpha", self.adaptive_alpha, low=0.0))
+        if not isinstance(self.params, dict):
+            raise ConfigError("attack.params", self.params, "a mapping of the attack's own settings")
         ATTACKS.get(self.name).validate_params(self.params)
 
 
@@ -198,13 +267,12 @@ class DefenseConfig:
         self.validate()
 
     def validate(self) -> None:
-        from gnnsec.defenses import DEFENSES
-
         self.name = DEFENSES.canonical(self.name, "defense.name")
+        if not isinstance(self.params, dict):
+            raise ConfigError("defense.params", self.params, "a mapping of the defense's own settings")
         DEFENSES.get(self.name).validate_params(self.params)
+        self.seed = _seed("defense.seed", self.seed)
         if self.auxiliary_dataset is not None:
-            from gnnsec.data.registry import DATASETS
-
             graph_sets = [n for n in DATASETS.names() if DATASETS.get(n).task == "graph"]
             self.auxiliary_dataset = DATASETS.get(self.auxiliary_dataset, "defense.auxiliary_dataset").name
             if self.auxiliary_dataset not in graph_sets:
@@ -226,8 +294,6 @@ class TrialConfig:
 
     def validate(self) -> None:
         if self.train.epochs is None:
-            from gnnsec.data.registry import DATASETS
-
             self.train.epochs = DATASETS.get(self.data.dataset).default_epochs
         if self.defense is not None and self.attack is None:
             raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
@@ -235,8 +301,6 @@ class TrialConfig:
         if aux is not None and aux == self.data.dataset:
             raise ConfigError("defense.auxiliary_dataset", aux, f"a dataset other than {self.data.dataset}")
         if self.attack is not None:
-            from gnnsec.data.registry import DATASETS
-
             spec = DATASETS.get(self.data.dataset)
             if spec.num_classes is not None and self.attack.target_label >= spec.num_classes:
                 raise ConfigError(
@@ -271,7 +335,7 @@ class TrialConfig:
         if not path.is_file():
             raise ConfigError("config file", str(path), "an existing YAML or JSON file")
         text = path.read_text()
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text) if path.suffix == ".json" else load_yaml(text)
         return cls.from_dict(raw or {})
 
     def with_overrides(self, flat: dict[str, Any]) -> TrialConfig:

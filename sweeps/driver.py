@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sweeps import grids
 from sweeps.spec import Plan, TrialSpec, expand, schedule
 
@@ -82,18 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
 def load_defense_params(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
+    from gnnsec.config import load_yaml
     from gnnsec.errors import ConfigError
 
     file = Path(path)
     if not file.is_file():
         raise ConfigError("--defense-params", path, "an existing YAML file")
-    data = yaml.safe_load(file.read_text()) or {}
+    data = load_yaml(file.read_text()) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError("--defense-params", path, "a mapping {defense name: {param: value}}")
     return data
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    from gnnsec.config import parse_value
     from gnnsec.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -101,7 +101,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError("--set", item, "KEY=VALUE, e.g. train.epochs=20")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = parse_value(value)
     return out
 
 

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import sweeps
     from gnnsec.cache import ArtifactCache, atomic_write_text
+    from gnnsec.config import parse_value
     from gnnsec.defenses import DEFENSES
     from gnnsec.tracking import (
         TrackerSettings,
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         flat["defense.name"] = "gcleaner"
     for item in args.set:
         key, _, value = item.partition("=")
-        flat[key] = yaml.safe_load(value)
+        flat[key] = parse_value(value)
     from gnnsec.config import TrialConfig
 
     base = TrialConfig.from_dict(build_config(flat)).to_dict()  # validate before starting Ray

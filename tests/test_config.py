@@ -78,3 +78,80 @@ def test_missing_data_fails_before_training(tmp_path, monkeypatch) -> None:
     assert (
         "MUTAG" in str(err.value) and str(empty) in str(err.value) and "GNNSEC_DATA_MIRROR" in str(err.value)
     )
+
+
+# ---- values parse like a person writes them (issue 9.3) ----------------------------------------------
+def test_scientific_notation_is_a_number_in_set_files_and_strings(tmp_path) -> None:
+    import argparse
+
+    from gnnsec.cli import _add_trial_options, build_config
+    from gnnsec.config import parse_value
+
+    assert parse_value("1e-3") == 0.001 and parse_value("5E2") == 500.0 and parse_value("gta") == "gta"
+    p = argparse.ArgumentParser()
+    _add_trial_options(p, attack=True)
+    args = p.parse_args(["--set", "train.lr=1e-3", "--set", "train.weight_decay=5e-4"])
+    cfg = build_config(args)
+    assert cfg.train.lr == 0.001 and cfg.train.weight_decay == 0.0005
+    path = tmp_path / "t.yaml"
+    path.write_text("train:\n  lr: 1e-3\n")
+    assert TrialConfig.from_file(path).train.lr == 0.001
+    assert TrainConfig(lr="1e-3").lr == 0.001  # a numeric string from any source is a number
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("train", "weight_decay", "abc"),
+        ("train", "gamma", "x"),
+        ("train", "gamma", [0.5]),
+        ("model", "dropout", "high"),
+        ("attack", "adaptive_alpha", "lots"),
+        ("attack", "injection_ratio", True),
+        ("train", "seed", -1),
+        ("data", "split_seed", -3),
+        ("attack", "seed", -2),
+        ("defense", "seed", -1),
+        ("train", "seed", 1.5),
+        ("train", "lr", float("nan")),
+    ],
+)
+def test_every_numeric_field_is_checked_with_a_named_error(section: str, field: str, value) -> None:
+    raw = {"attack": {"name": "sub_ba"}, "defense": {"name": "finetune"}}
+    raw.setdefault(section, {})[field] = value
+    with pytest.raises(ConfigError) as err:
+        TrialConfig.from_dict(raw)
+    assert f"{section}.{field}" in str(err.value)
+
+
+def test_holding_rate_leaving_no_evaluation_graphs_fails_at_config_time() -> None:
+    # MUTAG: 188 graphs, 98% train -> 4 test graphs; 1.9% holding -> 4 held out, none left to evaluate on
+    with pytest.raises(ConfigError, match="data.holding_rate.*evaluation"):
+        DataConfig(dataset="MUTAG", train_ratio=0.98, holding_rate=0.019)
+    DataConfig(dataset="MUTAG", train_ratio=0.98, holding_rate=0.015)  # 3 held out, 1 evaluated
+
+
+def test_split_sizes_match_the_real_split() -> None:
+    import numpy as np
+
+    from gnnsec.config import split_sizes
+    from gnnsec.data.splits import split_graphs
+
+    labels = np.array([0, 1] * 94)
+    s = split_graphs(labels, 0, 0.8, 0.03)
+    assert (len(s.train), len(s.holding), len(s.test)) == split_sizes(188, 0.8, 0.03)
+    with pytest.raises(ConfigError, match="data.holding_rate"):
+        split_graphs(labels, 0, 0.98, 0.019)
+
+
+def test_corrupt_processed_file_is_reported_and_rebuilt(mirror, tmp_path, caplog) -> None:
+    from gnnsec.data import load_graph_dataset
+
+    cfg = DataConfig(dataset="MUTAG", root=str(tmp_path / "root"))
+    assert len(load_graph_dataset(cfg).graphs) == 188
+    processed = tmp_path / "root" / "TUDataset" / "MUTAG" / "processed"
+    data_pt = processed / "data.pt"
+    data_pt.write_bytes(data_pt.read_bytes()[:100])
+    with caplog.at_level("WARNING", logger="gnnsec.data.loading"):
+        assert len(load_graph_dataset(cfg).graphs) == 188
+    assert any("corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gnnsec.registry import ATTACKS as _ATTACKS
 from gnnsec.registry import Registry
 
 if TYPE_CHECKING:
     from gnnsec.attacks.base import Attack
 
-ATTACKS: Registry[type[Attack]] = Registry("attack")
+ATTACKS: Registry[type[Attack]] = _ATTACKS  # declared in gnnsec.registry (config checks names)

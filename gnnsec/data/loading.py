@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,13 @@ def _pyg_class(spec: DatasetSpec) -> type[PygDataset]:
 
 
 def load_pyg(spec: DatasetSpec, mirror: Path | None, root: Path) -> PygDataset:
-    """Return PyG's dataset object, seeding its raw folder from ``mirror`` when one is set."""
+    """Return PyG's dataset object, seeding its raw folder from ``mirror`` when one is set.
+
+    A ``processed/`` file that cannot be read (truncated, corrupt) is reported at WARNING as such, moved
+    away and rebuilt from the raw files once; only a failure without processed files is "unavailable".
+    """
     family_root = root / spec.family
+    processed = family_root / spec.pyg_name / "processed"
     kwargs = {"use_node_attr": True} if spec.family == "TUDataset" else {}
     with dataset_lock(root, spec):
         if mirror is not None:
@@ -70,12 +76,27 @@ def load_pyg(spec: DatasetSpec, mirror: Path | None, root: Path) -> PygDataset:
                 raise unavailable(spec, mirror / spec.mirror_subdir, "not in the mirror")
             if mirror_has(spec, mirror):
                 seed_raw(spec, mirror, root)
-        try:
-            return _pyg_class(spec)(str(family_root), spec.pyg_name, **kwargs)
-        except (urllib.error.URLError, OSError, RuntimeError) as exc:  # download failed, files missing
-            if isinstance(exc, DataUnavailableError):
+        for attempt in (0, 1):
+            had_processed = processed.is_dir() and any(processed.iterdir())
+            try:
+                return _pyg_class(spec)(str(family_root), spec.pyg_name, **kwargs)
+            except DataUnavailableError:
                 raise
-            raise unavailable(spec, root / spec.mirror_subdir, f"{type(exc).__name__}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001  (unpickling a corrupt file raises many types)
+                reason = f"{type(exc).__name__}: {exc}"
+                if had_processed and attempt == 0:
+                    log.warning(
+                        "%s: processed file in %s is corrupt (%s); rebuilding it from the raw files",
+                        spec.name,
+                        processed,
+                        reason,
+                    )
+                    shutil.rmtree(processed, ignore_errors=True)
+                    continue
+                if isinstance(exc, urllib.error.URLError | OSError | RuntimeError):  # download failed
+                    raise unavailable(spec, root / spec.mirror_subdir, reason) from exc
+                raise
+        raise AssertionError("unreachable")
 
 
 def _native_features(pyg: PygDataset, spec: DatasetSpec) -> tuple[int, slice]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gnnsec.registry import DATASETS as _DATASETS
 from gnnsec.registry import Registry
 
 Task = Literal["graph", "node"]
@@ -32,6 +33,7 @@ class DatasetSpec:
     label_map: dict[int, int] | None = None
     notes: str = ""
     default_epochs: int = 100  # == config.DEFAULT_EPOCHS (README: Defaults)
+    num_graphs: int | None = None  # after filtering (Table 2); lets configs check split sizes up front
     loader_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -39,7 +41,7 @@ class DatasetSpec:
         return Path(self.family) / self.pyg_name / "raw"
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS: Registry[DatasetSpec] = _DATASETS  # declared in gnnsec.registry (config checks names)
 
 
 def _tu(name: str, num_classes: int, **kw: Any) -> DatasetSpec:
@@ -56,18 +58,24 @@ def _fingerprint_filter(data: Any) -> bool:
 FINGERPRINT_CLASSES: tuple[int, ...] = (4, 0, 2, 5)
 FINGERPRINT_MIN_NODES = 1
 
-_tu("AIDS", 2)
+_tu("AIDS", 2, num_graphs=2000)
 _tu(
     "COLLAB",
     3,
+    num_graphs=5000,
     native_features=False,
     default_epochs=20,
     notes="no node features: degree features only; 20 epochs by default (dense graphs, ~2,457 edges each)",
 )
-_tu("NCI1", 2)
-_tu("MUTAG", 2)
-_tu("PROTEINS", 2)
-_tu("Bitcoin", 2, notes="TU-format raw files provided by the user (the GCleaner authors' Bitcoin graphs)")
+_tu("NCI1", 2, num_graphs=4110)
+_tu("MUTAG", 2, num_graphs=188)
+_tu("PROTEINS", 2, num_graphs=1113)
+_tu(
+    "Bitcoin",
+    2,
+    num_graphs=1174,
+    notes="TU-format raw files provided by the user (the GCleaner authors' Bitcoin graphs)",
+)
 DATASETS.add(
     "Fingerprint",
     DatasetSpec(
@@ -77,6 +85,7 @@ DATASETS.add(
         "Fingerprint",
         4,
         version="filter-v1",
+        num_graphs=1661,
         graph_filter=_fingerprint_filter,
         label_map={c: i for i, c in enumerate(FINGERPRINT_CLASSES)},
         notes="non-empty graphs of TU classes 4, 0, 2, 5: GCleaner Table 2 exactly",

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from gnnsec.config import split_sizes
+from gnnsec.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class GraphSplit:
@@ -24,11 +27,17 @@ def split_graphs(
 ) -> GraphSplit:
     """Stratified seeded split; ``holding`` has round(holding_rate * N) graphs (at least 2)."""
     n = len(labels)
+    n_train, n_hold, n_eval = split_sizes(n, train_ratio, holding_rate)
+    if n_eval < 1:
+        raise ConfigError(
+            "data.holding_rate",
+            holding_rate,
+            f"a rate leaving evaluation graphs ({n} graphs, {n_hold} held out)",
+        )
     idx = np.arange(n)
     counts = np.bincount(labels)
     stratify = labels if counts[counts > 0].min() >= 2 else None
-    train, test = train_test_split(idx, train_size=train_ratio, random_state=seed, stratify=stratify)
-    n_hold = max(2, int(round(holding_rate * n)))
+    train, test = train_test_split(idx, train_size=n_train, random_state=seed, stratify=stratify)
     rng = np.random.default_rng(seed + 7919)
     perm = rng.permutation(test)
     holding, rest = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, global_add_pool, global_max_pool, global_mean_pool
 
 from gnnsec.models.layers import WeightedGATConv, WeightedGINConv, WeightedSAGEConv
+from gnnsec.registry import GRAPH_MODELS as _GRAPH_MODELS
 from gnnsec.registry import Registry
 
 POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
@@ -84,7 +85,7 @@ class GraphClassifier(nn.Module):
         return self.head(emb)
 
 
-GRAPH_MODELS: Registry[type[GraphClassifier]] = Registry("model")
+GRAPH_MODELS: Registry[type[GraphClassifier]] = _GRAPH_MODELS  # declared in gnnsec.registry
 
 
 @GRAPH_MODELS.register("GCN")
