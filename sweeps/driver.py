@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import dataclasses
 import logging
 import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", dest="report", action="store_false", help="skip tables/figures at the end")
     p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard with embedded Ray")
     p.add_argument("-v", "--verbose", action="count", default=0)
-    # test-only: make matching trials raise (exercises retries and FAILED runs)
-    p.add_argument("--inject-failure", metavar="SUBSTRING", help=argparse.SUPPRESS)
     return p
 
 
@@ -108,8 +105,6 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
 def make_plan(args: argparse.Namespace) -> Plan:
     preset = grids.PRESETS[args.preset]
     sets = parse_sets(getattr(args, "set", []) or [])
-    if sets:
-        preset = dataclasses.replace(preset, overrides={**preset.overrides, **sets})
     return expand(
         grids.SUBSWEEPS,
         grids.DEFAULTS,
@@ -118,6 +113,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         datasets=args.datasets,
         seeds=args.seeds,
         defense_params=load_defense_params(args.defense_params),
+        sets=sets,
     )
 
 
@@ -240,7 +236,6 @@ def trial_param(t: TrialSpec, args: argparse.Namespace, cache_root: str) -> dict
         "config": t.config,
         "cache_root": cache_root,
         "threads": max(1, int(math.floor(args.cpus_per_trial))),
-        "inject_failure": bool(args.inject_failure and args.inject_failure in t.name),
     }
 
 
@@ -257,7 +252,8 @@ def latest_experiment(storage: Path, preset: str) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, trainable_fn: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Run (or resume) the sweep; ``trainable_fn`` replaces the trial function (tests inject faults)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter (trials done/total, best)
     from ray import cloudpickle, tune
 
@@ -279,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
 
     restore_path: str | None = None
     planned = 0
+    shrinkage: list[str] = []
     if args.resume:
         if args.name:
             restore_path = f"{storage.rstrip('/')}/{args.name}"
@@ -292,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
         meta = _read_meta(storage, args.name)
         args.preset = meta.get("preset", args.preset)
         planned = int(meta.get("trials", 0))
+        shrinkage = list(meta.get("shrinkage", []))
     name = args.name or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     uri = store_uri(run_dir)
     settings = TrackerSettings(
@@ -313,7 +311,9 @@ def run(args: argparse.Namespace) -> int:
     import sweeps
 
     cloudpickle.register_pickle_by_value(sweeps)  # workers need gnnsec installed, not this checkout
-    trainable = tune.with_resources(sweep_trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
+    trainable = tune.with_resources(
+        trainable_fn or sweep_trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    )
     mode = init_ray(args)
     log.info("Ray: %s; MLflow: %s (experiment gnnsec/%s); artifacts: %s", mode, uri, name, cache_root)
     try:
@@ -334,7 +334,10 @@ def run(args: argparse.Namespace) -> int:
             ordered = schedule(plan.trials)
             planned = len(ordered)
             log.info("%d trials: %s", len(ordered), plan.counts())
-            _write_meta(storage, name, {"preset": args.preset, "trials": planned, "counts": plan.counts()})
+            shrinkage = plan.shrinkage()
+            _warn_shrinkage(shrinkage, "plan")
+            meta = {"preset": args.preset, "trials": planned, "counts": plan.counts(), "shrinkage": shrinkage}
+            _write_meta(storage, name, meta)
             reporter = tune.CLIReporter(
                 metric_columns={
                     "backdoor_asr": "ASR before",
@@ -373,7 +376,9 @@ def run(args: argparse.Namespace) -> int:
 
     finished, failed = results.num_terminated, results.num_errors
     unfinished = max(len(results), planned) - finished - failed
-    log.warning(
+    level = logging.INFO if not failed and not unfinished else logging.ERROR
+    log.log(
+        level,
         "sweep %s: %d finished, %d failed, %d unfinished; MLflow experiment gnnsec/%s at %s",
         name,
         finished,
@@ -382,11 +387,26 @@ def run(args: argparse.Namespace) -> int:
         name,
         uri,
     )
+    _warn_shrinkage(shrinkage, "summary")
+    if failed:
+        log.error(
+            "%d trial(s) FAILED after %d retries each (see their gnnsec.error tags in MLflow); "
+            "re-run them with  python sweeps/full.py --resume --retry-failed --name %s",
+            failed,
+            args.max_failures,
+            name,
+        )
     if unfinished:
-        log.warning("interrupted: continue with  python sweeps/full.py --resume --name %s", name)
+        log.error("interrupted: continue with  python sweeps/full.py --resume --name %s", name)
     elif args.report:
         _report(settings.experiment, uri, run_dir / "report" / name)
     return 0 if not failed and not unfinished else 1
+
+
+def _warn_shrinkage(lines: Sequence[str], where: str) -> None:
+    """Sub-sweeps that lost methods/datasets or were skipped, at WARNING (the sweep is smaller than declared)."""
+    if lines:
+        log.warning("%s: %d sub-sweep(s) smaller than declared:\n  %s", where, len(lines), "\n  ".join(lines))
 
 
 def _meta_path(storage: str, name: str) -> Path | None:
@@ -416,12 +436,14 @@ def _report(experiment: str, uri: str, out_dir: Path) -> None:
 
         written = build_report(experiment=experiment, uri=uri, out_dir=out_dir)
         for kind, paths in written.items():
-            log.warning("report %s: %s", kind, ", ".join(str(p) for p in paths) or "(none)")
+            log.info("report %s: %s", kind, ", ".join(str(p) for p in paths) or "(none)")
     except Exception:  # the sweep's results are safe in MLflow; a report problem must not hide that
         log.exception("report failed; rerun with: gnnsec report --experiment %s", experiment)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, trainable_fn: Callable[[dict[str, Any]], None] | None = None
+) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.dry_run else logging.WARNING,
@@ -430,12 +452,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("sweeps").setLevel(logging.INFO)
     from gnnsec.errors import GnnsecError
+    from gnnsec.paths import safe_name
 
     try:
+        if args.name is not None:
+            safe_name(args.name, "--name")  # it becomes Ray, MLflow and report folder names
         if args.dry_run:
             print(dry_run_text(make_plan(args), args))
             return 0
-        return run(args)
+        return run(args, trainable_fn)
     except GnnsecError as exc:
         print(f"sweeps: error: {exc}", file=sys.stderr)
         return 2

@@ -7,10 +7,14 @@ repetition of the whole experiment. Each trial's config is built in this order (
     DEFAULTS -> sub-sweep ``fixed`` -> preset ``overrides`` -> per-defense params (preset, then
     ``--defense-params`` file) -> the sub-sweep's axis values and cases
 
-and validated by :class:`gnnsec.config.TrialConfig` before anything runs. Method names (attack, defense,
-explainer, heatmap, unlearner) are checked against gnnsec's registries: unregistered values of an axis are
-dropped, and a sub-sweep left with nothing to run (or whose configs do not validate, e.g. a parameter its
-defense does not have yet) is skipped with one log line naming the reason.
+and validated by :class:`gnnsec.config.TrialConfig` before anything runs. Sweeps never shrink silently:
+
+- a name the user gave (``--only``, ``--datasets``, a preset's datasets, a ``--set`` or ``--defense-params``
+  value that makes a config invalid) that is unknown fails with a ConfigError listing the valid choices;
+- the study's own grids list the paper's methods before they all exist: unregistered values of an axis
+  are dropped, and a sub-sweep left with nothing to run (or whose configs do not validate, e.g. a
+  parameter its defense does not have yet) is skipped; both are logged at WARNING with the reason and
+  kept in the :class:`Plan` (``dropped``/``skipped``) for the dry-run table and the driver's final summary.
 """
 
 from __future__ import annotations
@@ -99,6 +103,14 @@ class Plan:
     declared: dict[str, int] = field(default_factory=dict)  # size of each grid before registry filtering
     dropped: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
+    def shrinkage(self) -> list[str]:
+        """One line per sub-sweep that lost methods/datasets or was skipped (empty: nothing was lost)."""
+        lines = [f"{n}: skipped: {why}" for n, why in self.skipped.items()]
+        for n, lost in self.dropped.items():
+            what = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in lost.items())
+            lines.append(f"{n}: without unregistered {what}")
+        return lines
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(self.order, 0)
         for t in self.trials:
@@ -144,6 +156,31 @@ def dataset_task(name: str) -> str | None:
     from gnnsec.data.registry import DATASETS
 
     return DATASETS.get(name).task if name in DATASETS else None
+
+
+def check_datasets(field: str, names: Sequence[str] | None) -> None:
+    """Every dataset name must be registered (a typo must not shrink the sweep): ConfigError otherwise."""
+    from gnnsec.data.registry import DATASETS
+    from gnnsec.errors import ConfigError
+
+    for n in names or ():
+        if n not in DATASETS:
+            raise ConfigError(field, n, DATASETS.names())
+
+
+def _check_set_names(sets: Mapping[str, Any]) -> None:
+    """Method names given with ``--set`` must be registered even where an axis of the grid overrides them."""
+    from gnnsec import registry
+
+    families = {
+        "data.dataset": registry.DATASETS,
+        "model.name": registry.GRAPH_MODELS,
+        "attack.name": registry.ATTACKS,
+        "defense.name": registry.DEFENSES,
+    }
+    for key, value in sets.items():
+        if key in families and value is not None:
+            families[key].get(value, key)
 
 
 # ---- config building -----------------------------------------------------------------------------------
@@ -222,14 +259,25 @@ def expand(
     datasets: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     defense_params: Mapping[str, Any] | None = None,
+    sets: Mapping[str, Any] | None = None,
 ) -> Plan:
-    """All trials of ``preset`` (optionally restricted), validated; skipped sub-sweeps say why."""
+    """All trials of ``preset`` (optionally restricted), validated; skipped sub-sweeps say why.
+
+    ``sets`` are the user's ``--set`` overrides (applied after the preset's); a user value that makes
+    a sub-sweep's configs invalid raises, while the grid's own not-yet-available parts are skipped.
+    """
     from gnnsec.errors import ConfigError
 
     names = list(only) if only else list(preset.subsweeps or subsweeps)
     unknown = [n for n in names if n not in subsweeps]
     if unknown:
-        raise ConfigError("--only", unknown[0], list(subsweeps))
+        raise ConfigError(
+            "--only" if only else f"preset {preset.name}.subsweeps", unknown[0], list(subsweeps)
+        )
+    check_datasets("--datasets", datasets)
+    check_datasets(f"preset {preset.name}.datasets", preset.datasets)
+    user_sets = dict(sets or {})
+    _check_set_names(user_sets)
     seeds = list(seeds if seeds is not None else preset.seeds)
     cli_datasets = list(datasets) if datasets else None
     file_params = dict(defense_params or {})
@@ -255,7 +303,7 @@ def expand(
             if not chosen:
                 plan.declared[name] = 0
                 plan.skipped[name] = f"none of the datasets {cli_datasets} is a {sub.task}-level dataset"
-                log.info("sweep %s: skipped: %s", name, plan.skipped[name])
+                log.warning("sweep %s: skipped: %s", name, plan.skipped[name])
                 continue
             fixed.pop("data.dataset", None)
             axes["data.dataset"] = chosen
@@ -265,13 +313,17 @@ def expand(
         reason = _filter_methods(name, sub, axes, fixed, plan)
         if reason:
             plan.skipped[name] = reason
-            log.info("sweep %s: skipped: %s", name, reason)
+            log.warning("sweep %s: skipped: %s", name, reason)
             continue
 
-        trials, reason = _trials(name, sub, axes, fixed, preset, file_params, file_overrides)
+        user = (file_params, {**file_overrides, **user_sets})
+        trials, reason = _trials(name, sub, axes, fixed, preset, *user)
         if reason:
+            _, without_user = _trials(name, sub, axes, fixed, preset, {}, {})
+            if without_user is None:  # the grid itself is fine: the user's value broke it, so say which
+                _trials(name, sub, axes, fixed, preset, *user, strict=True)
             plan.skipped[name] = reason
-            log.info("sweep %s: skipped: %s", name, reason)
+            log.warning("sweep %s: skipped: %s", name, reason)
             continue
         plan.trials.extend(trials)
     return plan
@@ -306,7 +358,7 @@ def _filter_methods(
     if dropped:
         plan.dropped[name] = dropped
         text = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in dropped.items())
-        log.info("sweep %s: leaving out unregistered %s", name, text)
+        log.warning("sweep %s: leaving out unregistered %s", name, text)
     return None
 
 
@@ -318,8 +370,10 @@ def _trials(
     preset: Preset,
     file_params: Mapping[str, Any],
     file_overrides: Mapping[str, Any],
+    strict: bool = False,
 ) -> tuple[list[TrialSpec], str | None]:
-    """Every combination of the axes (times the cases), validated; or the reason the first one fails."""
+    """Every combination of the axes (times the cases), validated; or the reason the first one fails
+    (``strict``: raise that ConfigError instead)."""
     from gnnsec.config import TrialConfig
     from gnnsec.errors import ConfigError
 
@@ -340,6 +394,8 @@ def _trials(
             try:
                 cfg = TrialConfig.from_dict(cfg).to_dict()
             except ConfigError as exc:
+                if strict:
+                    raise
                 return [], f"{exc} (first failing trial: {trial_name(name, values)})"
             always = ("data.dataset", "attack.name", "defense.name", "seed")
             shown = {k: values[k] for k in keys if len(axes[k]) > 1 or k in always}

@@ -25,10 +25,6 @@ RESULT_FILE = "result.json"
 EMBEDDINGS_FILE = "embeddings.npz"
 
 
-class InjectedFailure(RuntimeError):
-    """Raised on purpose by a trial marked ``inject_failure`` (tests of retries and FAILED runs)."""
-
-
 def trial_payload(result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Split a TrialResult into a JSON-able payload and the embedding arrays."""
     artifacts = dict(result.artifacts)
@@ -82,8 +78,6 @@ def sweep_trainable(config: dict[str, Any]) -> None:
     t_import = time.perf_counter() - t_import  # > 0 only in the first trial of a (reused) actor
     spec = config["trial"]
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
-    if spec.get("inject_failure"):
-        raise InjectedFailure(f"failure injected into {spec['name']} (test setting)")
     t0 = time.perf_counter()
     cfg = TrialConfig.from_dict(spec["config"])
     cache = ArtifactCache(spec["cache_root"]) if spec.get("cache_root") else ArtifactCache()

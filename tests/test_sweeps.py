@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gnnsec.errors import ConfigError  # noqa: E402
 from sweeps import grids  # noqa: E402
 from sweeps.driver import build_parser, dry_run_text, make_plan  # noqa: E402
 from sweeps.spec import Preset, SubSweep, build_config, expand, schedule  # noqa: E402
@@ -115,6 +116,67 @@ def test_presets_axes_precedence_and_defense_params_file(tmp_path: Path) -> None
     assert "unlearning" in plan.skipped
 
 
+# ---- sweeps never shrink silently (issue 9.2) --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (["--preset", "smoke", "--datasets", "MUTAG", "AIDZ"], "--datasets", "AIDZ"),
+        (["--preset", "smoke", "--only", "mian"], "--only", "mian"),
+        (["--preset", "smoke", "--set", "attack.name=gtaa"], "attack.name", "gtaa"),
+        (["--preset", "smoke", "--set", "train.weight_decay=heavy"], "train.weight_decay", "heavy"),
+        (["--preset", "smoke", "--set", "defense.params.epochs=-1"], "epochs", "-1"),
+    ],
+)
+def test_unknown_names_and_bad_overrides_fail_before_ray(argv, field: str, value: str, capsys) -> None:
+    from sweeps.driver import main
+
+    with pytest.raises(ConfigError) as err:
+        make_plan(build_parser().parse_args(argv))
+    assert field in str(err.value) and value in str(err.value)
+    assert main([*argv, "--dry-run"]) == 2  # the driver exits with the named error, nothing runs
+    assert field in capsys.readouterr().err
+
+
+def test_unknown_preset_dataset_fails_with_choices() -> None:
+    with pytest.raises(ConfigError, match="AIDS") as err:
+        expand({"s": SubSweep("s", "t", axes={})}, BASE, Preset("p", "", datasets=("MUTAG", "Mutagg")))
+    assert "Mutagg" in str(err.value)
+
+
+def test_shrinking_subsweeps_are_warnings_in_plan_and_summary(caplog: pytest.LogCaptureFixture) -> None:
+    subs = {
+        "grid": SubSweep(
+            "grid", "t", axes={"attack.name": ("sub_ba", "future_attack")}, methods={"attack.name": "attack"}
+        ),
+        "later": SubSweep(
+            "later", "t", axes={}, fixed={"unlearning.name": "idea"}, methods={"unlearning.name": "unlearner"}
+        ),
+    }
+    with caplog.at_level("INFO", logger="sweeps"):
+        plan = expand(subs, BASE, Preset("p", ""))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("future_attack" in m for m in warned) and any("later" in m for m in warned)
+    lines = plan.shrinkage()
+    assert any(line.startswith("grid: without") and "future_attack" in line for line in lines)
+    assert any(line.startswith("later: skipped") for line in lines)
+
+
+def test_name_that_would_escape_the_run_folder_is_rejected(capsys) -> None:
+    from sweeps.driver import main
+
+    for bad in ("../evil", "a/b", "/tmp/x", ".hidden", ""):
+        assert main(["--preset", "smoke", "--name", bad, "--dry-run"]) == 2, bad
+        assert "--name" in capsys.readouterr().err
+    assert main(["--preset", "smoke", "--name", "ok-name_1.2", "--dry-run"]) == 0
+
+
+def test_the_shipped_driver_has_no_test_only_flags() -> None:
+    text = (ROOT / "sweeps" / "driver.py").read_text() + (ROOT / "sweeps" / "trainable.py").read_text()
+    assert "inject_failure" not in text and "InjectedFailure" not in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--inject-failure", "x"])
+
+
 def test_schedule_builds_each_artifact_first() -> None:
     subs = {
         "s": SubSweep(
@@ -166,8 +228,20 @@ def sweep_env(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> dict[st
     return env
 
 
-def _sweep(env: dict[str, str], run_dir: Path, *extra: str, wait: bool = True) -> subprocess.Popen | int:
-    cmd = [sys.executable, str(FULL), "--run-dir", str(run_dir), "--cache-dir", env["GNNSEC_TEST_ARTIFACTS"]]
+FAULTS = ROOT / "tests" / "helpers" / "sweep_with_faults.py"  # the driver plus test-only fault injection
+
+
+def _sweep(
+    env: dict[str, str], run_dir: Path, *extra: str, wait: bool = True, script: Path = FULL
+) -> subprocess.Popen | int:
+    cmd = [
+        sys.executable,
+        str(script),
+        "--run-dir",
+        str(run_dir),
+        "--cache-dir",
+        env["GNNSEC_TEST_ARTIFACTS"],
+    ]
     cmd += ["--num-cpus", "2", *extra]
     log = open(run_dir.parent / f"{run_dir.name}.log", "a")  # noqa: SIM115  (closed with the process)
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -227,8 +301,10 @@ def test_smoke_preset_end_to_end(sweep_env: dict[str, str], tmp_path: Path) -> N
 def test_failing_trial_is_retried_then_failed(sweep_env: dict[str, str], tmp_path: Path) -> None:
     run_dir = tmp_path / "runs"
     args = ["--preset", "smoke", "--only", "injection_ratio", "--name", "fail"]
-    rc = _sweep(sweep_env, run_dir, *args, "--inject-failure", "injection_ratio=0.1", "--max-failures", "1")
-    assert rc == 1, _tail(run_dir)  # the sweep itself ran to the end
+    fault = ["--inject-failure", "injection_ratio=0.1", "--max-failures", "1"]
+    rc = _sweep(sweep_env, run_dir, *args, *fault, script=FAULTS)
+    assert rc == 1, _tail(run_dir)  # the sweep itself ran to the end, and says that a trial failed
+    assert "1 trial(s) FAILED after 1 retries" in _tail(run_dir)
     runs = _runs(run_dir, "gnnsec/fail")
     assert len(runs) == 2 and runs["tags.mlflow.runName"].is_unique
     failed = runs[runs["tags.mlflow.runName"].str.contains("injection_ratio=0.1")]
@@ -238,7 +314,6 @@ def test_failing_trial_is_retried_then_failed(sweep_env: dict[str, str], tmp_pat
     assert (runs.drop(failed.index)["status"] == "FINISHED").all()
 
 
-@pytest.mark.slow
 def _experiment_ready(db: Path, name: str) -> bool:
     """True once the driver has created the store and the experiment. Read with plain sqlite3 (read-only):
     an MLflow client opened on a store still being created would race the driver's schema migration."""
@@ -253,6 +328,7 @@ def _experiment_ready(db: Path, name: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_rerunning(sweep_env: dict[str, str], tmp_path: Path) -> None:
     run_dir = tmp_path / "runs"
     args = ["--preset", "smoke", "--only", "injection_ratio", "holding_rate", "--name", "resume"]
