@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gnnsec.errors import ConfigError
 
-_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}$")
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}")
 VALID = "letters, digits and . _ - = , + (at most 128, not starting with . or -), no '..' or path separators"
 
 
@@ -21,7 +21,7 @@ def safe_name(value: object, field: str, nested: bool = False) -> str:
     """``value`` when it is a safe path component (or ``a/b`` components with ``nested``); else ConfigError."""
     text = str(value)
     parts = text.split("/") if nested else [text]
-    if not text or any(p in ("", ".", "..") or not _COMPONENT.match(p) for p in parts):
+    if not text or any(p in ("", ".", "..") or not _COMPONENT.fullmatch(p) for p in parts):
         raise ConfigError(field, value, VALID + (" ('/' separates parts)" if nested else ""))
     return text
 

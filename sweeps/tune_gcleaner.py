@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     import sweeps
     from gnnsec.cache import ArtifactCache, atomic_write_text
     from gnnsec.config import parse_value
+    from gnnsec.paths import inside, safe_name
     from gnnsec.defenses import DEFENSES
     from gnnsec.tracking import (
         TrackerSettings,
@@ -247,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     target = args.target
     if target == "auto":
         target = "gcleaner" if "gcleaner" in DEFENSES else "attack"
-    study_name = args.study or f"{target}-{args.dataset}-{args.attack}"
+    study_name = safe_name(args.study or f"{target}-{args.dataset}-{args.attack}", "--study")
     run_dir = Path(args.run_dir).expanduser().resolve() if args.run_dir else default_run_dir()
+    if args.out:  # names and paths that become files stay inside the run folder
+        inside(run_dir, Path(args.out), "--out")
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_root = (
         str(Path(args.cache_dir).expanduser().resolve()) if args.cache_dir else str(ArtifactCache().root)

@@ -49,7 +49,8 @@ def test_tuner_persists_resumes_and_feeds_the_sweep(mirror: Path, tmp_path: Path
         pytest.skip("gcleaner is not registered")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
     env.update(GNNSEC_DATA_MIRROR=str(mirror), GNNSEC_CACHE_DIR=str(tmp_path / "cache"))
-    run_dir, out = tmp_path / "runs", tmp_path / "best.yaml"
+    run_dir = tmp_path / "runs"
+    out = run_dir / "tuned" / "best.yaml"  # --out must stay inside the run folder
     cmd = [sys.executable, str(ROOT / "sweeps" / "tune_gcleaner.py"), "--run-dir", str(run_dir)]
     cmd += ["--cache-dir", str(tmp_path / "art"), "--study", "t", "--out", str(out), *TINY]
     for trials in (2, 1):  # a second session continues the same Optuna study

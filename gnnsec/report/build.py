@@ -20,6 +20,7 @@ def build_report(
 ) -> dict[str, list[Path]]:
     """Write Table 3 (CSV + Markdown, beside the paper's) and the ablation figures; return the paths."""
     from gnnsec.cache import atomic_write_text
+    from gnnsec.paths import slug
     from gnnsec.tracking import default_run_dir, tracking_uri
 
     uri = uri or tracking_uri()
@@ -27,7 +28,7 @@ def build_report(
     if experiment is None:
         log.warning("no gnnsec experiment in %s", uri)
         return {"tables": [], "figures": []}
-    sweep = experiment.split("/", 1)[-1]
+    sweep = slug(experiment.split("/", 1)[-1])  # read back from MLflow: never a path outside the run dir
     out = Path(out_dir) if out_dir else default_run_dir() / "report" / sweep
     runs = load_runs(experiment, uri)
     log.info("report of %s: %d finished runs", experiment, len(runs))

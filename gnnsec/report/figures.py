@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gnnsec.paths import slug
 from gnnsec.report.tables import ATTACK_LABELS, KEYS
 
 log = logging.getLogger(__name__)
@@ -142,9 +143,10 @@ def ablation_figures(runs: pd.DataFrame, out_dir: Path | str) -> list[Path]:
         if not subsweep or subsweep == "main":
             continue
         factor = df["factor"].dropna().iloc[0] if df["factor"].notna().any() else None
-        atomic_write_csv(ablation_summary(df, factor), out_dir / f"ablation_{subsweep}.csv")
-        written.append(out_dir / f"ablation_{subsweep}.csv")
-        path = out_dir / f"ablation_{subsweep}.png"
+        stem = f"ablation_{slug(subsweep)}"  # a name read back from MLflow becomes a file name: keep it inside
+        atomic_write_csv(ablation_summary(df, factor), out_dir / f"{stem}.csv")
+        written.append(out_dir / f"{stem}.csv")
+        path = out_dir / f"{stem}.png"
         png = ablation_figure(df, subsweep, factor, path) if factor else settings_figure(df, subsweep, path)
         if png:
             written.append(png)
