@@ -13,7 +13,9 @@ from gnnsec.paths import inside, safe_name, slug
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("bad", ["..", "../x", "a/../../b", "/etc/passwd", ".hidden", "", "a b", "x\n", "a\\b"])
+@pytest.mark.parametrize(
+    "bad", ["..", "../x", "a/../../b", "/etc/passwd", ".hidden", "", "a b", "x\n", "a\\b"]
+)
 def test_unsafe_names_are_rejected(bad: str) -> None:
     with pytest.raises(ConfigError, match="--name"):
         safe_name(bad, "--name")
