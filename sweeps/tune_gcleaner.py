@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     import sweeps
     from gnnsec.cache import ArtifactCache, atomic_write_text
     from gnnsec.config import parse_value
-    from gnnsec.paths import inside, safe_name
     from gnnsec.defenses import DEFENSES
+    from gnnsec.paths import inside, safe_name
     from gnnsec.tracking import (
         TrackerSettings,
         artifact_location,

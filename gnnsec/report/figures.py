@@ -143,7 +143,7 @@ def ablation_figures(runs: pd.DataFrame, out_dir: Path | str) -> list[Path]:
         if not subsweep or subsweep == "main":
             continue
         factor = df["factor"].dropna().iloc[0] if df["factor"].notna().any() else None
-        stem = f"ablation_{slug(subsweep)}"  # a name read back from MLflow becomes a file name: keep it inside
+        stem = f"ablation_{slug(subsweep)}"  # a name read from MLflow becomes a file name: keep it inside
         atomic_write_csv(ablation_summary(df, factor), out_dir / f"{stem}.csv")
         written.append(out_dir / f"{stem}.csv")
         path = out_dir / f"{stem}.png"
