@@ -16,11 +16,13 @@ features. All coalitions of all children of an expansion are evaluated in batche
 masked copies of the graph.
 
 This module follows DIG's SubgraphX defaults (``rollouts=20``, ``min_nodes=5``, ``c_puct=10``,
-``expand_atoms=14``, low-degree nodes pruned first, ``samples=100``) and adds a per-graph ``time_budget``:
-the budget is checked before every expansion but the root's (which always runs), so one expansion's
-evaluation (at most ``expand_atoms × samples × 2`` masked copies, distinct ones only) can overrun it. When
-the budget stops the search early the result is built from the partial tree. The one other deviation: when all children are
-unvisited (Σ N = 0, so U = 0 for all), DIG picks the first child; here ties are broken by the Shapley score.
+``expand_atoms=14``, low-degree nodes pruned first, ``samples=100``). The search is bounded by its
+rollouts (and the tree by ``expand_atoms`` and N_min), never by the clock, so with the same seed it gives
+the same explanation on any machine and under any load (GCleaner Table 4 must not depend on load).
+``time_budget`` (seconds per graph, default 300) is only a safety net against a runaway search: it is
+checked before every expansion but the root's, and when it fires a WARNING says so (the result, built from
+the partial tree, then depends on machine speed and is marked ``timed_out``).
+The one other deviation: when all children are unvisited (Σ N = 0, so U = 0 for all), DIG picks the first child; here ties are broken by the Shapley score.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class SubgraphXResult:
     rollouts: int = 0
     seconds: float = 0.0
     target: int = 0
+    timed_out: bool = False  # the safety time limit stopped the search before its rollouts were done
 
 
 def num_message_passing_layers(model: nn.Module) -> int:
@@ -85,7 +88,7 @@ class SubgraphX:
         c_puct: float = 10.0,
         expand_atoms: int = 14,
         samples: int = 100,
-        time_budget: float = 5.0,
+        time_budget: float = 300.0,
         high2low: bool = False,
         max_batch_nodes: int = 1 << 16,
         generator: torch.Generator | None = None,
@@ -180,7 +183,10 @@ class SubgraphX:
         return children
 
     def _expired(self) -> bool:
-        return time.monotonic() - self.start > self.time_budget
+        """The safety net: True (and remembered) once the graph's time limit has passed."""
+        if time.monotonic() - self.start > self.time_budget:
+            self.timed_out = True
+        return self.timed_out
 
     def _rollout(self, node: TreeNode) -> float | None:
         """One MCTS rollout from ``node``; returns the leaf value, or None when the time budget ran out."""
@@ -259,6 +265,7 @@ class SubgraphX:
         root = self.root = TreeNode(root_set)
         self.tree = {root_set: root}
         self.rollouts_done = 0
+        self.timed_out = False
         if n <= self.min_nodes:
             # No pruning possible: the whole graph is the explanation; rank nodes by their own Shapley value.
             values = torch.tensor(self.shapley([frozenset([u]) for u in range(n)] + [root_set]))
@@ -287,6 +294,15 @@ class SubgraphX:
         else:
             best_node = root
         elapsed = time.monotonic() - self.start
+        if self.timed_out:
+            log.warning(
+                "SubgraphX: safety time limit of %.1fs fired after %d of %d rollouts on a %d-node graph; this "
+                "explanation depends on machine speed (raise time_budget or lower rollouts/samples)",
+                self.time_budget,
+                self.rollouts_done,
+                self.rollouts,
+                n,
+            )
         log.debug(
             "SubgraphX: %d nodes, %d rollouts, %d subgraphs in %.2fs",
             n,
@@ -302,6 +318,7 @@ class SubgraphX:
             self.rollouts_done,
             elapsed,
             target,
+            self.timed_out,
         )
 
 
@@ -324,7 +341,7 @@ def _graph_slices(batch: Batch) -> list[tuple[int, int, Tensor, Tensor | None]]:
 def subgraphx_importance(
     model: nn.Module,
     batch: Batch,
-    time_budget: float = 5.0,
+    time_budget: float = 300.0,
     rollouts: int = 20,
     samples: int = 100,
     min_nodes: int = 5,
@@ -334,7 +351,8 @@ def subgraphx_importance(
     **kwargs: Any,
 ) -> Tensor:
     """SubgraphX node importance for every graph of the batch (graphs explained one after another, each
-    within ``time_budget`` seconds). Each graph's scores are :meth:`SubgraphX.node_scores`: the nodes of the
+    bounded by ``rollouts``; ``time_budget`` seconds per graph is only a logged safety net). Each graph's
+    scores are :meth:`SubgraphX.node_scores`: the nodes of the
     explanation subgraph rank highest, then nodes by the best Shapley score of a small (≤ ``max_nodes``)
     evaluated subgraph containing them, then by how long they survived pruning. Scores are in [0, 1] per
     graph and only their order within a graph is meaningful. Seeded (``generator``, else ``seed``)."""
