@@ -42,7 +42,9 @@ def test_train_json_prints_one_object(mirror, capsys, tmp_path) -> None:
     )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
-    assert 0.0 <= payload["metrics"]["clean_acc"] <= 1.0
+    m = payload["metrics"]
+    assert m["n_train"] + m["n_holding"] + m["n_test"] == m["n_graphs"] == 188  # MUTAG, the whole split
+    assert m["clean_n"] == m["n_test"] and float(m["clean_acc"] * m["n_test"]).is_integer()  # a real count
     assert payload["config"]["model"]["name"] == "GCN"
 
 

@@ -19,9 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gnnsec.defenses import DEFENSES  # noqa: E402
 from gnnsec.errors import ConfigError  # noqa: E402
 from sweeps import grids  # noqa: E402
-from sweeps.driver import build_parser, dry_run_text, make_plan  # noqa: E402
+from sweeps.driver import build_parser, make_plan  # noqa: E402
 from sweeps.spec import Preset, SubSweep, build_config, expand, schedule  # noqa: E402
 
 FULL = ROOT / "sweeps" / "full.py"
@@ -212,7 +213,20 @@ def test_dry_run_prints_every_subsweep_with_count(capsys: pytest.CaptureFixture[
         if name in plan.skipped:
             assert "skipped: " in line
     assert f"total {len(plan.trials)} trials" in out and "CPU time" in out
-    assert dry_run_text(plan, build_parser().parse_args(["--preset", "paper"])) in out
+    # the printed table adds up: the per-sub-sweep counts (parsed from the text) sum to the total
+    rows = [line for line in out.splitlines() if line.split()[:1] and line.split()[0] in grids.SUBSWEEPS]
+    assert len(rows) == len(grids.SUBSWEEPS)
+    printed = [int(line[52:59]) for line in rows]  # the "trials" column (name 20, paper 30, trials 7)
+    assert sum(printed) == len(plan.trials) > 0
+    # the main sub-sweep is the product of its registered methods, datasets and five seeds
+    main_plan = [t for t in plan.trials if t.subsweep == "main"]
+    combos = {
+        (t.config["data"]["dataset"], t.config["attack"]["name"], t.config["defense"]["name"])
+        for t in main_plan
+    }
+    assert (
+        len(main_plan) == 5 * len(combos) == 5 * 4 * 4 * len(set(grids.DEFENSES_T3) & set(DEFENSES.names()))
+    )
 
 
 # ---- end to end on embedded Ray ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 
 from gnnsec.config import TrainConfig
 from gnnsec.models import build_graph_model
-from gnnsec.train import evaluate, fit
+from gnnsec.train import evaluate, fit, predict
 from tests.conftest import path_graph
 
 
@@ -46,4 +46,10 @@ def test_per_class_accuracy() -> None:
     model = build_graph_model("GCN", 2, 2, hidden=8)
     res = evaluate(model, _dataset(), num_classes=2)
     assert set(res.per_class_acc) == {0, 1} and res.n == 80
-    assert 0.0 <= res.acc <= 1.0
+    # checked against the predictions: overall and per-class accuracy are those of the argmax labels
+    labels = torch.tensor([int(g.y) for g in _dataset()])
+    preds = predict(model, _dataset())
+    assert res.acc == float((preds == labels).float().mean())
+    for c in (0, 1):
+        assert res.per_class_acc[c] == float((preds[labels == c] == c).float().mean())
+    assert res.acc == sum(res.per_class_acc[c] * int((labels == c).sum()) for c in (0, 1)) / 80
