@@ -129,12 +129,17 @@ def init_ray(args: argparse.Namespace) -> str:
     if address:
         ray.init(address=address, log_to_driver=True)
         return address
+    from sweeps import embedded_ray
+
+    embedded_ray.reap_stale()  # what a SIGKILLed driver's embedded Ray left running (recorded pids only)
+    atexit.register(embedded_ray.forget)  # before ray.init: runs after Ray's own atexit shutdown (LIFO)
     ray.init(
         address="local",
         num_cpus=args.num_cpus or os.cpu_count(),
         include_dashboard=bool(args.dashboard),
         log_to_driver=args.verbose > 0,
     )
+    embedded_ray.record()
     return "embedded"
 
 
