@@ -23,6 +23,8 @@ from typing import Any
 
 log = logging.getLogger("sweeps")
 REFRESH_SECONDS = (1.0, 5.0, 20.0, 60.0)  # Ray starts its agents and idle workers after ray.init returns
+_lock = threading.Lock()
+_done = threading.Event()  # set by forget(): the refresher must not write the record again
 
 
 def record_dir() -> Path:
@@ -45,29 +47,36 @@ def _snapshot() -> dict[str, Any]:
 
 
 def _write(path: Path, known: dict[int, dict[str, Any]]) -> None:
-    from gnnsec.cache import atomic_write_text
-
     snap = _snapshot()
     for p in snap["procs"]:
         known.setdefault(p["pid"], p)
     snap["procs"] = list(known.values())
-    atomic_write_text(path, json.dumps(snap, indent=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # atomic: a reader sees the old or the new record
+    tmp.write_text(json.dumps(snap, indent=1))
+    os.replace(tmp, path)
 
 
 def record() -> Path:
     """Record this driver's child processes now and a few times more in the background; return the file."""
     path = record_dir() / f"{os.getpid()}.json"
     known: dict[int, dict[str, Any]] = {}
-    _write(path, known)
+    _done.clear()
+    with _lock:
+        _write(path, known)
 
     def refresh() -> None:
         start = time.monotonic()
         for at in REFRESH_SECONDS:
-            time.sleep(max(0.0, at - (time.monotonic() - start)))
-            try:
-                _write(path, known)
-            except OSError:
+            if _done.wait(max(0.0, at - (time.monotonic() - start))):
                 return
+            with _lock:
+                if _done.is_set():
+                    return
+                try:
+                    _write(path, known)
+                except OSError:
+                    return
 
     threading.Thread(target=refresh, name="embedded-ray-record", daemon=True).start()
     return path
@@ -75,7 +84,9 @@ def record() -> Path:
 
 def forget() -> None:
     """After a clean ``ray.shutdown()``: nothing of ours is left to stop."""
-    (record_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
+    with _lock:
+        _done.set()
+        (record_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
 
 
 def _alive(pid: int, created: float) -> Any:

@@ -161,3 +161,23 @@ def test_code_versions_change_the_key() -> None:
     Bumped.__name__ = klass.__name__
     assert cache_key({"code": code_versions(attack=Bumped)}) != before
     assert code_versions()["gnnsec"] == __import__("gnnsec").__version__
+
+
+def test_pipeline_keys_change_when_a_method_version_is_bumped(mirror, monkeypatch) -> None:
+    from gnnsec.attacks import ATTACKS
+    from gnnsec.config import TrialConfig
+    from gnnsec.data import load_graph_dataset
+    from gnnsec.models import GRAPH_MODELS
+    from gnnsec.pipeline import backdoor_spec, clean_spec
+
+    cfg = TrialConfig.from_dict({"data": {"dataset": "MUTAG"}, "attack": {"name": "sub_ba"}})
+    ds = load_graph_dataset(cfg.data)
+    clean, backdoor = cache_key(clean_spec(cfg, ds)), cache_key(backdoor_spec(cfg, ds))
+    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", 2)
+    assert cache_key(clean_spec(cfg, ds)) == clean and cache_key(backdoor_spec(cfg, ds)) != backdoor
+    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", 2)
+    assert cache_key(clean_spec(cfg, ds)) != clean
+    monkeypatch.setattr("gnnsec.__version__", "9.9.9")
+    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", 1)
+    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", 1)
+    assert cache_key(clean_spec(cfg, ds)) != clean  # the package version alone changes it too

@@ -41,6 +41,8 @@ def make_trainable(fail: str | None, pause: str | None, marker_dir: str, pause_s
             time.sleep(pause_seconds)
         sweep_trainable(config)
 
+    # Tune identifies a trainable by name: `--resume` with the shipped driver must find the same one
+    trainable.__name__ = trainable.__qualname__ = sweep_trainable.__name__
     return trainable
 
 
