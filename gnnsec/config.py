@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -75,9 +77,10 @@ def check_number(
         valid = kind
     if low == 0 and low_open and high is None:
         valid = "a positive " + ("integer" if integer else "number")
-    types = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, types) or value != value:  # NaN fails too
+    kind_ok = isinstance(value, numbers.Integral if integer else numbers.Real)  # numpy scalars too
+    if isinstance(value, bool) or not kind_ok or not math.isfinite(float(value)):  # NaN, inf fail too
         raise ConfigError(name, value, valid)
+    value = int(value) if integer else (value if isinstance(value, int) else float(value))
     if low is not None and (value < low or (low_open and value == low)):
         raise ConfigError(name, value, valid)
     if high is not None and (value > high or (high_open and value == high)):

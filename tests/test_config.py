@@ -97,6 +97,10 @@ def test_scientific_notation_is_a_number_in_set_files_and_strings(tmp_path) -> N
     path.write_text("train:\n  lr: 1e-3\n")
     assert TrialConfig.from_file(path).train.lr == 0.001
     assert TrainConfig(lr="1e-3").lr == 0.001  # a numeric string from any source is a number
+    import numpy as np
+
+    tc = TrainConfig(seed=np.int64(3), lr=np.float32(0.5))  # what a search space may hand over
+    assert tc.seed == 3 and type(tc.seed) is int and tc.lr == 0.5
 
 
 @pytest.mark.parametrize(
@@ -114,6 +118,7 @@ def test_scientific_notation_is_a_number_in_set_files_and_strings(tmp_path) -> N
         ("defense", "seed", -1),
         ("train", "seed", 1.5),
         ("train", "lr", float("nan")),
+        ("train", "lr", float("inf")),
     ],
 )
 def test_every_numeric_field_is_checked_with_a_named_error(section: str, field: str, value) -> None:
