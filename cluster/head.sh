@@ -38,7 +38,7 @@ start_postgres() {
 
 db_password() {
   if ! grep -qs '^[^:]*:[^:]*:mlflow:mlflow:' "$HOME/.pgpass"; then
-    (umask 077 && printf '*:*:mlflow:mlflow:%s\n' "$(openssl rand -hex 16)" >>"$HOME/.pgpass")
+    (umask 077 && printf '*:*:mlflow:mlflow:%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >>"$HOME/.pgpass")
   fi
   chmod 600 "$HOME/.pgpass"  # libpq ignores a pgpass readable by others
   awk -F: '$3 == "mlflow" && $4 == "mlflow" { print $5; exit }' "$HOME/.pgpass"

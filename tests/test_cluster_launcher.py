@@ -449,6 +449,7 @@ def test_ray_up_and_submit_on_a_loopback_cluster(workdir: Path, mirror: Path) ->
         assert not leaked, f"the database password is on the command line of pids {leaked}"
 
         # -- Ray refuses a client without the cluster's token
+        start = time.monotonic()
         probe = subprocess.run(
             [sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{ports['gcs']}')"],
             env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"},
@@ -457,7 +458,10 @@ def test_ray_up_and_submit_on_a_loopback_cluster(workdir: Path, mirror: Path) ->
             timeout=180,
             cwd="/",
         )
+        said = (probe.stdout + probe.stderr).strip().splitlines()
         assert probe.returncode != 0, "Ray accepted a wrong token"
+        assert "auth" in "\n".join(said).lower(), said[-5:]
+        print(f"launcher: wrong token refused in {time.monotonic() - start:.0f} s: {said[-1][:160]}")
 
         # -- a second `ray up` (the checkout changed) re-runs the setup: PostgreSQL, role, database, env
         stamp = workdir / "stamp"
@@ -475,10 +479,13 @@ def test_ray_up_and_submit_on_a_loopback_cluster(workdir: Path, mirror: Path) ->
         pidfile = home / ".gnnsec" / "mlflow-server.pid"
         old = int(pidfile.read_text())
         restart = f"bash ~/gnnsec/cluster/head.sh mlflow 127.0.0.1:{ports['mlflow']} {shared}/mlartifacts"
-        rc, _ = _run([ray, "exec", "--no-config-cache", str(variant), restart], log, 300, cwd=ROOT, env=env)
+        rc, took = _run(
+            [ray, "exec", "--no-config-cache", str(variant), restart], log, 300, cwd=ROOT, env=env
+        )
         assert rc == 0, f"MLflow restart failed:\n{_tail(log)}"
         new = int(pidfile.read_text())
         assert new != old and not (Path(f"/proc/{old}").exists() and _state(old) != "Z")
+        print(f"launcher: MLflow server restarted by pid ({old} stopped, {new} serving) in {took:.0f} s")
         assert len(client.search_runs([experiment.experiment_id], max_results=1000)) == len(expected)
     finally:
         if uid is not None:  # everything the throw-away user runs: Ray, MLflow, its SSH sessions
@@ -494,6 +501,9 @@ def test_ray_up_and_submit_on_a_loopback_cluster(workdir: Path, mirror: Path) ->
         sudoers.unlink(missing_ok=True)
         # the SSH control sockets' folder `ray up` made for this cluster
         digest = {s: hashlib.sha256(s.encode()).hexdigest()[:10] for s in (getpass.getuser(), name)}
-        shutil.rmtree(f"/tmp/ray_ssh_{digest[getpass.getuser()]}/{digest[name]}", ignore_errors=True)
+        control = Path(f"/tmp/ray_ssh_{digest[getpass.getuser()]}")
+        shutil.rmtree(control / digest[name], ignore_errors=True)
+        with contextlib.suppress(OSError):
+            control.rmdir()  # only if no other cluster of this user has its sockets there
         for path, mode in restore_modes:
             path.chmod(mode)
