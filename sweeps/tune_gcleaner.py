@@ -29,9 +29,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `import sweeps` from a checkout
-
-from sweeps.spec import build_config, flatten_config  # noqa: E402  (pickled by value with the trainables)
+_checkout = Path(__file__).resolve().parents[1]
+if (
+    _checkout / "sweeps" / "spec.py"
+).is_file():  # run from a checkout: use its code (else: the installed one)
+    sys.path.insert(0, str(_checkout))
+try:
+    from sweeps.spec import build_config, flatten_config  # (pickled by value with the trainables)
+except ModuleNotFoundError as exc:
+    if exc.name not in ("sweeps", "sweeps.spec", "gnnsec"):
+        raise
+    sys.exit(
+        f"{Path(__file__).name}: cannot import {exc.name!r} with {sys.executable}: install the project "
+        "(pip install -e <checkout>, which ships the `sweeps` package) or run the script from a checkout"
+    )
 
 log = logging.getLogger("sweeps.tune")
 
