@@ -209,6 +209,12 @@ def _embeddings(model: nn.Module, graphs: list) -> np.ndarray:
 
 def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResult:
     """Run one trial and return its metrics. Metric names: ``<model>_<metric>``, model ∈ clean/backdoor/defended."""
+    from gnnsec.data.registry import DATASETS
+
+    if DATASETS.get(cfg.data.dataset).task == "node":  # Forget-and-Explain unlearning trial
+        from gnnsec.node_trial import run_node_trial
+
+        return run_node_trial(cfg, cache)
     cache = cache or ArtifactCache()
     res = TrialResult(config=cfg.to_dict())
     m = res.metrics
