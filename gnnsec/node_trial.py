@@ -76,7 +76,9 @@ def base_model(cfg: TrialConfig, data: NodeData, cache: ArtifactCache) -> tuple[
         t0 = time.perf_counter()
         history = fit_nodes(model, data.graph, cfg.train)
         save_tensors(tmp / "model.pt", model.state_dict())
-        atomic_write_text(tmp / "info.json", json.dumps({"seconds": time.perf_counter() - t0, "history": history}))
+        atomic_write_text(
+            tmp / "info.json", json.dumps({"seconds": time.perf_counter() - t0, "history": history})
+        )
 
     folder, hit = cache.get_or_create("node_base", base_spec(cfg, data), build)
     model = new_node_model(cfg, data)
@@ -94,7 +96,13 @@ def run_node_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> Tria
     data = load_node_data(cfg.data)
     g = data.graph
     base, info = base_model(cfg, data, cache)
-    m.update({"n_nodes": float(data.num_nodes), "n_train": float(g.train_mask.sum()), "n_test": float(g.test_mask.sum())})
+    m.update(
+        {
+            "n_nodes": float(data.num_nodes),
+            "n_train": float(g.train_mask.sum()),
+            "n_test": float(g.test_mask.sum()),
+        }
+    )
     m["base_train_seconds"] = info["seconds"]
     m["base_cached"] = float(info["cached"])
     res.history["base"] = info["history"]
@@ -128,7 +136,14 @@ def run_node_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> Tria
     post = take_snapshot(outcome.model, served, forget, data.num_nodes, u.k_hops, u.tree_depth, seed)
     probe_post = take_snapshot(outcome.model, g, forget, data.num_nodes, u.k_hops, u.tree_depth, seed)
     row = compare(
-        pre, post, is_f.numpy(), g.train_mask.numpy(), g.test_mask.numpy(), seed, probe_pre=pre, probe_post=probe_post
+        pre,
+        post,
+        is_f.numpy(),
+        g.train_mask.numpy(),
+        g.test_mask.numpy(),
+        seed,
+        probe_pre=pre,
+        probe_post=probe_post,
     )
     m.update({f"verify_{k}": v for k, v in row.items()})
     m["trial_seconds"] = time.perf_counter() - t_start

@@ -30,6 +30,7 @@ from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
 from gnnsec.models import GraphClassifier, build_graph_model
 from gnnsec.train import evaluate, fit, predict, select_device
+from gnnsec.verify.backdoor import verify_backdoor_unlearning
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,8 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
         defended = outcome.model.eval()
         def_eval = evaluate(defended, test, ds.num_classes)
         m.update(def_eval.as_dict("defended_"))
+        attack.reseed(EVAL_SALT)  # the same triggered graphs again, with their trigger masks (verify/)
+        m.update(verify_backdoor_unlearning(attack, backdoored, defended, victims_test, target))
         m.update(
             {
                 f"defended_{k}": v

@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from gnnsec.cli import main
-from gnnsec.config import TrialConfig, TrainConfig, UnlearningConfig
+from gnnsec.config import TrainConfig, TrialConfig, UnlearningConfig
 from gnnsec.errors import ConfigError
 from gnnsec.models.node import build_node_model
 from gnnsec.node_trial import PAPER_SETTINGS, forget_set

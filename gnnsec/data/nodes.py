@@ -43,7 +43,9 @@ class NodeData:
         return int(self.graph.x.size(1))
 
 
-def stratified_node_split(labels: Tensor, seed: int, n_train: int, n_val: int) -> tuple[Tensor, Tensor, Tensor]:
+def stratified_node_split(
+    labels: Tensor, seed: int, n_train: int, n_val: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Masks with ``n_train``/``n_val`` nodes per class (seeded), every other node in the test mask."""
     rng = np.random.default_rng(seed)
     y = labels.numpy()

@@ -35,7 +35,7 @@ class NodeClassifier(nn.Module):
     @property
     def layer_dims(self) -> list[int]:
         """Output width of each layer."""
-        return [int(getattr(c, "out_channels")) for c in self.convs]
+        return [int(c.out_channels) for c in self.convs]
 
     def make_conv(self, in_dim: int, out_dim: int, last: bool = False) -> nn.Module:
         raise NotImplementedError

@@ -91,7 +91,8 @@ class Unlearner(ABC):
                 raise ConfigError(f"unlearning.params.{key}", value, "a non-negative number")
 
     def prepare(self, req: UnlearnRequest) -> None:
-        """Work done once at training time (not part of the unlearning time)."""
+        """Work done once at training time (not part of the unlearning time); none by default."""
+        del req
 
     @abstractmethod
     def _unlearn(self, req: UnlearnRequest) -> tuple[nn.Module, Data, dict[str, float]]:

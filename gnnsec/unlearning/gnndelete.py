@@ -96,4 +96,8 @@ class GNNDelete(Unlearner):
             loss = self.p.alpha * dec + (1 - self.p.alpha) * ni
             loss.backward()
             opt.step()
-        return model, remove_nodes(g, forget), {"final_loss": float(loss.detach()), "n_local": float(local.sum())}
+        return (
+            model,
+            remove_nodes(g, forget),
+            {"final_loss": float(loss.detach()), "n_local": float(local.sum())},
+        )

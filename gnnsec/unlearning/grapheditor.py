@@ -132,7 +132,11 @@ class GraphEditor(Unlearner):
         if self.p.finetune_epochs > 0:
             history = fit_nodes(model, served, req.train, epochs=self.p.finetune_epochs, extra_loss=kd)
         agree = float((teacher[served.test_mask] == served.y[served.test_mask]).double().mean())
-        return model, served, {
-            "linear_test_acc": agree,
-            "final_loss": history[-1]["loss"] if history else float("nan"),
-        }
+        return (
+            model,
+            served,
+            {
+                "linear_test_acc": agree,
+                "final_loss": history[-1]["loss"] if history else float("nan"),
+            },
+        )

@@ -43,7 +43,9 @@ def _flat(tensors: tuple[Tensor, ...] | list[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10) -> Tensor:
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10
+) -> Tensor:
     """Solve ``matvec(x) = b`` for a symmetric positive definite operator."""
     x = torch.zeros_like(b)
     r = b.clone()
@@ -82,7 +84,9 @@ def newton_removal(
     return conjugate_gradient(hvp, g, cg_iters), float(g.norm())
 
 
-def newton_bound(g_norm: float, inv_diff_norm: float, strong_convexity: float, hess_lipschitz: float) -> float:
+def newton_bound(
+    g_norm: float, inv_diff_norm: float, strong_convexity: float, hess_lipschitz: float
+) -> float:
     """Δ = ‖H⁻¹ - H̃⁻¹‖₂ ‖g‖ + M̃ ‖g‖² / (2 λ̃³) (see the module docstring)."""
     return inv_diff_norm * g_norm + hess_lipschitz * g_norm**2 / (2 * strong_convexity**3)
 
@@ -129,7 +133,9 @@ class IDEA(Unlearner):
 
         def loss_old() -> Tensor:
             out = model(g.x, g.edge_index)
-            return nn.functional.cross_entropy(out[g.train_mask], g.y[g.train_mask], reduction="sum") / n + reg()
+            return (
+                nn.functional.cross_entropy(out[g.train_mask], g.y[g.train_mask], reduction="sum") / n + reg()
+            )
 
         def loss_new() -> Tensor:
             out = model(served.x, served.edge_index)
