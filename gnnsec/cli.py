@@ -242,7 +242,14 @@ def build_unlearn_config(args: argparse.Namespace) -> Any:
         if not sep:
             raise ConfigError("--set", item, "SECTION.FIELD=VALUE")
         flat[key] = yaml.safe_load(value)
-    return TrialConfig().with_overrides(flat)
+    raw: dict[str, Any] = {"unlearning": {}}
+    for dotted, value in flat.items():  # nested, so that e.g. unlearning.params.epochs=5 works
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return TrialConfig.from_dict(raw)
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:

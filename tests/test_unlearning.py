@@ -183,3 +183,15 @@ def test_named_errors() -> None:
 def test_cli_unlearn_fails_with_named_error(argv: list[str], field: str, capsys) -> None:  # noqa: ANN001
     assert main(["unlearn", *argv]) == 2
     assert f"invalid {field}=" in capsys.readouterr().err
+
+
+def test_cli_unlearn_config_nests_unlearner_params() -> None:
+    from gnnsec.cli import build_parser, build_unlearn_config
+
+    args = build_parser().parse_args(
+        ["unlearn", "--unlearner", "gnndelete", "--seed", "2", "--set", "unlearning.params.epochs=5"]
+    )
+    cfg = build_unlearn_config(args)
+    assert cfg.unlearning.params == {"epochs": 5} and cfg.unlearning.name == "gnndelete"
+    assert (cfg.model.num_layers, cfg.model.dropout, cfg.train.lr, cfg.train.seed) == (2, 0.5, 0.005, 2)
+    assert cfg.data.dataset == "Cora" and cfg.data.split_seed == 2
