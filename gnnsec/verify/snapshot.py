@@ -81,8 +81,16 @@ def tree_rules(x: np.ndarray, pred: np.ndarray, depth: int, seed: int) -> set[st
 
 
 def take_snapshot(
-    model: nn.Module, graph: Data, forget: Tensor, num_nodes: int, k: int = 2, depth: int = 3, seed: int = 0
+    model: nn.Module,
+    graph: Data,
+    forget: Tensor,
+    num_nodes: int,
+    k: int = 2,
+    depth: int = 3,
+    seed: int = 0,
+    structure: bool = True,
 ) -> Snapshot:
+    """``structure=False`` skips the proxy graph and the surrogate rules (attributions and losses only)."""
     node_s, feat_s, losses = saliency(model, graph)
     ids = graph.node_ids.numpy()
     node_attr = np.zeros(num_nodes)
@@ -91,6 +99,8 @@ def take_snapshot(
     loss_all[ids] = losses.numpy()
     present = np.zeros(num_nodes, dtype=bool)
     present[ids] = True
+    if not structure:
+        return Snapshot(node_attr, feat_s.numpy(), loss_all, present, set(), set())
     with torch.no_grad():
         pred = model(graph.x, graph.edge_index, node_ids=graph.node_ids).argmax(-1).numpy()
     rules = tree_rules(graph.x.numpy(), pred, depth, seed)
