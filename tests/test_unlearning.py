@@ -195,3 +195,16 @@ def test_cli_unlearn_config_nests_unlearner_params() -> None:
     assert cfg.unlearning.params == {"epochs": 5} and cfg.unlearning.name == "gnndelete"
     assert (cfg.model.num_layers, cfg.model.dropout, cfg.train.lr, cfg.train.seed) == (2, 0.5, 0.005, 2)
     assert cfg.data.dataset == "Cora" and cfg.data.split_seed == 2
+
+
+def test_cli_unlearn_json_prints_utility_time_and_verifier_row(mirror, capsys) -> None:  # noqa: ANN001
+    import json
+
+    argv = ["unlearn", "--dataset", "Cora", "--unlearner", "idea", "--epochs", "3", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    m = out["metrics"]
+    for key in ("base_acc", "unlearned_acc", "unlearn_seconds", "verify_ra_pre", "verify_ged", "verify_grs"):
+        assert key in m
+    assert m["verify_ra_post"] == 0.0 and 0.0 < m["verify_ra_pre"] < 1.0
+    assert m["n_forget"] == round(0.05 * 2708)
