@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from gnnsec.errors import ConfigError
-from gnnsec.registry import ATTACKS, DATASETS, DEFENSES, GRAPH_MODELS
+from gnnsec.registry import ATTACKS, DATASETS, DEFENSES, GRAPH_MODELS, UNLEARNERS
 
 FEATURE_MODES = ("degree", "native")
 DEVICES = ("auto", "cpu", "cuda")
@@ -291,6 +291,7 @@ class TrialConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     attack: AttackConfig | None = None
     defense: DefenseConfig | None = None
+    unlearning: UnlearningConfig | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -298,6 +299,7 @@ class TrialConfig:
     def validate(self) -> None:
         if self.train.epochs is None:
             self.train.epochs = DATASETS.get(self.data.dataset).default_epochs
+        _validate_task(self)
         if self.defense is not None and self.attack is None:
             raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
         aux = self.defense.auxiliary_dataset if self.defense is not None else None
@@ -320,7 +322,7 @@ class TrialConfig:
     def from_dict(cls, raw: dict[str, Any]) -> TrialConfig:
         raw = dict(raw)
         sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-        optional = {"attack": AttackConfig, "defense": DefenseConfig}
+        optional = {"attack": AttackConfig, "defense": DefenseConfig, "unlearning": UnlearningConfig}
         unknown = set(raw) - set(sections) - set(optional)
         if unknown:
             raise ConfigError("config", sorted(unknown)[0], list(sections) + list(optional))
@@ -346,7 +348,7 @@ class TrialConfig:
         raw = self.to_dict()
         for dotted, value in flat.items():
             section, _, key = dotted.partition(".")
-            if section not in ("data", "model", "train", "attack", "defense") or not key:
+            if section not in ("data", "model", "train", "attack", "defense", "unlearning") or not key:
                 raise ConfigError("override", dotted, "section.field, e.g. train.epochs")
             if raw.get(section) is None:
                 raw[section] = {}
@@ -367,3 +369,45 @@ def _build(klass: type, section: str, value: dict[str, Any]) -> Any:
 def replace(cfg: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` that re-validates."""
     return dataclasses.replace(cfg, **changes)
+
+
+# ---- unlearning (Forget-and-Explain, node classification) ----------------------------------------------
+@dataclass
+class UnlearningConfig:
+    """Node unlearning (Forget and Explain, section 4): which unlearner, how much to forget, verifier settings.
+
+    ``forget_ratio``: share of all nodes sampled uniformly without replacement (paper: 5%); ``seed`` draws
+    the forget set (None: ``train.seed``), so it is identical across unlearners and backbones for a seed.
+    ``k_hops``: radius of the ego networks of the GED proxy graph (paper: 2); ``tree_depth``: depth of the
+    GRS decision-tree surrogate (paper: 3). ``params``: the unlearner's own settings, validated by it.
+    """
+
+    name: str = "retrain"
+    forget_ratio: float = 0.05
+    seed: int | None = None
+    k_hops: int = 2
+    tree_depth: int = 3
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        self.name = UNLEARNERS.canonical(self.name, "unlearning.name")
+        _open_unit("unlearning.forget_ratio", self.forget_ratio)
+        if self.seed is not None:
+            _seed("unlearning.seed", self.seed)
+        _positive("unlearning.k_hops", self.k_hops)
+        _positive("unlearning.tree_depth", self.tree_depth)
+        UNLEARNERS.get(self.name).validate_params(self.params)
+
+
+def _validate_task(cfg: TrialConfig) -> None:
+    """Node datasets run the unlearning trial, graph datasets the backdoor trial: sections must match."""
+    task = DATASETS.get(cfg.data.dataset).task
+    node_sets = [n for n in DATASETS.names() if DATASETS.get(n).task == "node"]
+    if cfg.unlearning is not None and task != "node":
+        raise ConfigError("data.dataset", cfg.data.dataset, f"a node-classification dataset: {node_sets}")
+    if task == "node" and (cfg.attack is not None or cfg.defense is not None):
+        section = "attack" if cfg.attack is not None else "defense"
+        raise ConfigError(section, getattr(cfg, section).name, f"none ({cfg.data.dataset} is a node dataset)")

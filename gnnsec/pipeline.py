@@ -30,6 +30,7 @@ from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
 from gnnsec.models import GRAPH_MODELS, GraphClassifier, build_graph_model
 from gnnsec.train import evaluate, fit, predict, select_device
+from gnnsec.verify.backdoor import verify_backdoor_unlearning
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,12 @@ def _embeddings(model: nn.Module, graphs: list) -> np.ndarray:
 
 def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResult:
     """Run one trial and return its metrics. Metric names: ``<model>_<metric>``, model ∈ clean/backdoor/defended."""
+    from gnnsec.data.registry import DATASETS
+
+    if DATASETS.get(cfg.data.dataset).task == "node":  # Forget-and-Explain unlearning trial
+        from gnnsec.node_trial import run_node_trial
+
+        return run_node_trial(cfg, cache)
     cache = cache or ArtifactCache()
     res = TrialResult(config=cfg.to_dict())
     m = res.metrics
@@ -282,6 +289,8 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
         defended = outcome.model.eval()
         def_eval = evaluate(defended, test, ds.num_classes)
         m.update(def_eval.as_dict("defended_"))
+        attack.reseed(EVAL_SALT)  # the same triggered graphs again, with their trigger masks (verify/)
+        m.update(verify_backdoor_unlearning(attack, backdoored, defended, victims_test, target))
         m.update(
             {
                 f"defended_{k}": v

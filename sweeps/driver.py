@@ -260,9 +260,12 @@ def run(args: argparse.Namespace, trainable_fn: Callable[[dict[str, Any]], None]
                     "defended_acc": "ACC after",
                 },
                 parameter_columns={"trial/name": "trial"},
-                metric="defended_asr",
-                mode="min",
-                sort_by_metric=True,
+                # node (unlearning) trials report no defended_asr: sorting None values would crash Tune
+                **(
+                    {}
+                    if any(t.config.get("unlearning") for t in ordered)
+                    else {"metric": "defended_asr", "mode": "min", "sort_by_metric": True}
+                ),
                 max_report_frequency=30,
                 max_progress_rows=12,
             )

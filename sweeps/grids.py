@@ -183,6 +183,7 @@ SUBSWEEPS: dict[str, SubSweep] = {
                 "model.dropout": 0.5,
                 "train.lr": 0.005,
                 "train.epochs": 100,
+                "train.weight_decay": 5e-4,  # = gnnsec.node_trial.PAPER_SETTINGS
                 "unlearning.forget_ratio": 0.05,
             },
             task="node",

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.models": 3,
     "gnnsec.similarity": 3,  # tensor helpers shared by attacks and defenses (imports torch only)
     "gnnsec.train": 4,
+    "gnnsec.train_nodes": 4,
     "gnnsec.explain": 5,
     "gnnsec.attacks": 6,
     "gnnsec.defenses": 7,
@@ -32,6 +33,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.metrics": 8,
     "gnnsec.cache": 8,
     "gnnsec.pipeline": 9,
+    "gnnsec.node_trial": 9,
     "gnnsec.tracking": 10,
     "gnnsec.report": 10,
     "gnnsec.cli": 11,

@@ -1,7 +1,7 @@
 """GNN backbones behind registries (graph- and node-level)."""
 
 from gnnsec.models.graph import GRAPH_MODELS, GraphClassifier, ModelOutput, build_graph_model
-from gnnsec.models.node import NODE_MODELS, NodeClassifier
+from gnnsec.models.node import NODE_MODELS, NodeClassifier, build_node_model
 
 __all__ = [
     "GRAPH_MODELS",
@@ -10,4 +10,5 @@ __all__ = [
     "ModelOutput",
     "NodeClassifier",
     "build_graph_model",
+    "build_node_model",
 ]
