@@ -39,7 +39,11 @@ log = logging.getLogger("sweeps.tune")
 
 
 def gcleaner_space(max_epochs: int) -> dict[str, Any]:
-    """λ, n, T, learning rates and epochs of GCleaner (gnnsec/defenses/gcleaner/params.py)."""
+    """λ, n, T, the per-class weight, learning rates and epochs of GCleaner (gnnsec/defenses/gcleaner/params.py).
+
+    The detection thresholds and the guard's tolerances are not searched: the defender-only objective
+    cannot judge them on backdoored models alone (see the protocol in gnnsec/defenses/gcleaner/__init__.py).
+    """
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -50,8 +54,9 @@ def gcleaner_space(max_epochs: int) -> dict[str, Any]:
         "lam": FloatDistribution(0.0, 2.0),
         "n": IntDistribution(1, 7),
         "threshold": FloatDistribution(0.5, 0.99),
+        "class_weight": FloatDistribution(0.0, 2.0),
         "recovery_lr": FloatDistribution(1e-3, 1e-1, log=True),
-        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
         "recovery_epochs": CategoricalDistribution([5, 10, 20, 40]),
         "unlearn_epochs": IntDistribution(max(1, max_epochs // 3), max_epochs),
     }
@@ -68,9 +73,14 @@ def attack_space(max_epochs: int) -> dict[str, Any]:
 
 
 def objective_of(row: dict[str, float]) -> float | None:
-    """GCleaner's defender-side objective from one row of its own signals."""
+    """GCleaner's defender-side objective from one row of its own signals: validation accuracy minus the
+    validation flip rate of its recovered trigger, for the model it would return at that point
+    (``selected_score``: its best accepted epoch so far, or the input model)."""
+    if "selected_score" in row:
+        return float(row["selected_score"])
     if "val_acc" in row and "val_flip" in row:
-        return float(row["val_acc"]) - float(row["val_flip"])
+        flip = float(row["val_flip"])
+        return float(row["val_acc"]) - (0.0 if flip != flip else flip)
     if "fit_flip" in row:  # no validation split (val_fraction = 0): only the flip rate on the fit part
         return -float(row["fit_flip"])
     return None
@@ -109,20 +119,16 @@ def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
     _, backdoored, _ = pipeline.backdoored_model(cfg, ds, split, cache, clean)
     defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
     holding = DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)  # never test graphs
-    reported = {"n": 0}
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        # live, while GCleaner unlearns: ASHA compares trials at equal epochs and stops the worse ones
+        # (Ray ends a stopped trial's worker while it waits in tune.report, so the rest is never computed)
         value = objective_of(row)
         if value is not None:
-            reported["n"] += 1
             tune.report({"objective": value, **_floats(row)})
 
-    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base); ignored if never called
+    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base)
     outcome = defense.defend(backdoored, holding)
-    if reported["n"] == 0:  # the defense has no live hook: replay its per-epoch history for ASHA
-        for row in outcome.history:
-            if isinstance(row, dict):
-                on_epoch(int(row.get("epoch", 0)), row)
     after = {k.removesuffix("_after"): v for k, v in outcome.metrics.items() if k.endswith("_after")}
     final = objective_of(after)
     if final is not None:
