@@ -87,10 +87,14 @@ def objective_of(row: dict[str, float]) -> float | None:
 
 
 # ---- trainables (run in Ray workers) -------------------------------------------------------------------
-def _base_config(spec: dict[str, Any], tuned: dict[str, Any]) -> Any:
+def _base_config(spec: dict[str, Any], tuned: dict[str, Any], cell: list[Any] | None = None) -> Any:
     from gnnsec.config import TrialConfig
 
-    flat = flatten_config(spec["config"])
+    if cell is None:
+        flat = flatten_config(spec["config"])
+    else:  # a (dataset, attack, seed) cell of a multi-cell study, built from the user's unresolved keys
+        dataset, attack, seed = cell
+        flat = {**spec["flat"], "data.dataset": dataset, "attack.name": attack, "seed": seed}
     flat.update({k: v for k, v in tuned.items() if "." in k})
     if spec["target"] == "gcleaner":
         for key, value in tuned.items():
@@ -99,26 +103,52 @@ def _base_config(spec: dict[str, Any], tuned: dict[str, Any]) -> Any:
     return TrialConfig.from_dict(build_config(flat))
 
 
-def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
-    """Backdoored model from the cache -> GCleaner on the holding split; reports ``objective`` per epoch."""
-    import torch
-    from ray import tune
-
+def _defend_cell(spec: dict[str, Any], cfg: Any, on_epoch: Any) -> Any:
+    """Backdoored model from the shared cache, GCleaner on the holding split only (never test graphs)."""
     from gnnsec import pipeline
     from gnnsec.cache import ArtifactCache
     from gnnsec.data.loading import load_graph_dataset
     from gnnsec.defenses import DEFENSES, DefenderData
 
-    spec = config["trial"]
-    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
-    cfg = _base_config(spec, {k: v for k, v in config.items() if k != "trial"})
     cache = ArtifactCache(spec["cache_root"])
     ds = load_graph_dataset(cfg.data)
     split = ds.split(cfg.data)
     clean, _ = pipeline.clean_model(cfg, ds, split, cache)
     _, backdoored, _ = pipeline.backdoored_model(cfg, ds, split, cache, clean)
     defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
-    holding = DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)  # never test graphs
+    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base)
+    return defense.defend(backdoored, DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer))
+
+
+def _final_objective(metrics: dict[str, float]) -> float | None:
+    after = {k.removesuffix("_after"): v for k, v in metrics.items() if k.endswith("_after")}
+    return objective_of(after)
+
+
+def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
+    """Backdoored model from the cache -> GCleaner on the holding split; reports ``objective`` live.
+
+    One cell: one report per unlearning epoch, while GCleaner runs, then the final value. Several cells
+    (``--cells``, e.g. both development datasets x four attacks): one report per finished cell with the
+    running mean of the cells' final objectives, so ASHA stops a poor setting after ``--grace`` cells.
+    """
+    import torch
+    from ray import tune
+
+    spec = config["trial"]
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    tuned = {k: v for k, v in config.items() if k != "trial"}
+    cells = spec.get("cells") or []
+    if len(cells) > 1:
+        values: list[float] = []
+        for i, cell in enumerate(cells):
+            outcome = _defend_cell(spec, _base_config(spec, tuned, cell), None)
+            value = _final_objective(outcome.metrics)
+            values.append(-1.0 if value is None or value != value else value)
+            tune.report(
+                {"objective": sum(values) / len(values), "cell": float(i), "cell_objective": values[-1]}
+            )
+        return
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         # live, while GCleaner unlearns: ASHA compares trials at equal epochs and stops the worse ones
@@ -127,10 +157,8 @@ def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
         if value is not None:
             tune.report({"objective": value, **_floats(row)})
 
-    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base)
-    outcome = defense.defend(backdoored, holding)
-    after = {k.removesuffix("_after"): v for k, v in outcome.metrics.items() if k.endswith("_after")}
-    final = objective_of(after)
+    outcome = _defend_cell(spec, _base_config(spec, tuned, cells[0] if cells else None), on_epoch)
+    final = _final_objective(outcome.metrics)
     if final is not None:
         tune.report({"objective": final, "final": 1.0, **_floats(outcome.metrics)})
 
@@ -194,6 +222,15 @@ def _floats(row: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _parse_cell(text: str) -> list[Any]:
+    from gnnsec.errors import ConfigError
+
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+        raise ConfigError("--cells", text, "DATASET:ATTACK:SEED, e.g. AIDS:sub_ba:0")
+    return [parts[0], parts[1], int(parts[2])]
+
+
 # ---- driver ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweeps/tune_gcleaner.py", description=__doc__.splitlines()[0])
@@ -202,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", default="sub_ba")
     p.add_argument("--model", default="GIN")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="DATASET:ATTACK:SEED",
+        help="tune GCleaner on several backdoored models at once (objective: mean over cells)",
+    )
     p.add_argument("--trials", type=int, default=20, help="new trials in this session")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--max-epochs", type=int, default=30, help="ASHA's max_t (unlearning / training epochs)")
@@ -273,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     from gnnsec.config import TrialConfig
 
     base = TrialConfig.from_dict(build_config(flat)).to_dict()  # validate before starting Ray
+    cells = [_parse_cell(c) for c in args.cells or []]
+    for cell in cells:  # every cell validated before starting Ray too
+        TrialConfig.from_dict(
+            build_config({**flat, "data.dataset": cell[0], "attack.name": cell[1], "seed": cell[2]})
+        )
     space = gcleaner_space(args.max_epochs) if target == "gcleaner" else attack_space(args.max_epochs)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}")
     searcher = OptunaSearch(
@@ -287,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         metric="objective",
         mode="max",
         time_attr="training_iteration",
-        max_t=max(args.max_epochs, 1) + 1,  # + the final report
+        max_t=len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1,  # + the final report
         grace_period=max(1, args.grace),
         reduction_factor=2,
     )
@@ -309,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         "subsweep": f"tune-{target}",
         "target": target,
         "config": base,
+        "flat": flat,
+        "cells": cells,
         "cache_root": cache_root,
         "threads": max(1, int(args.cpus_per_trial)),
     }

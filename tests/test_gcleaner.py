@@ -351,7 +351,7 @@ def test_the_guard_never_accepts_a_model_predicting_one_class() -> None:
 
 
 def test_prediction_signals_flag_a_collapsed_model(toy) -> None:
-    from gnnsec.defenses.gcleaner.defense import prediction_signals
+    from gnnsec.defenses.gcleaner.signals import prediction_signals
 
     graphs, featurizer = toy
     model = _toy_model(featurizer)
@@ -381,8 +381,8 @@ def test_a_progress_hook_can_stop_unlearning_early(toy) -> None:
 
 
 def test_anomaly_index_flags_the_outlier_class() -> None:
-    from gnnsec.defenses.gcleaner.recovery import _anomaly_index
+    from gnnsec.defenses.gcleaner.signals import anomaly_index
 
-    assert _anomaly_index(torch.tensor([0.1, 0.2, 0.15, 0.95]), 3) > 2
-    assert _anomaly_index(torch.tensor([0.1, 0.2, 0.15, 0.18]), 1) < 2
-    assert math.isnan(_anomaly_index(torch.tensor([0.1, 0.9]), 1))
+    assert anomaly_index(torch.tensor([0.1, 0.2, 0.15, 0.95]), 3) > 2
+    assert anomaly_index(torch.tensor([0.1, 0.2, 0.15, 0.18]), 1) < 2
+    assert math.isnan(anomaly_index(torch.tensor([0.1, 0.9]), 1))

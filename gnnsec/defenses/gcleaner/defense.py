@@ -35,18 +35,17 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch_geometric.data import Data
 
 from gnnsec.defenses.base import DefenderData, Defense, DefenseOutcome
 from gnnsec.defenses.gcleaner.params import DEFAULTS, GCleanerParams, validate
-from gnnsec.defenses.gcleaner.recovery import flip_rate, recover
+from gnnsec.defenses.gcleaner.recovery import recover
+from gnnsec.defenses.gcleaner.signals import flip_rate, prediction_signals
 from gnnsec.defenses.gcleaner.unlearning import EarlyStop, make_teacher, unlearn
 from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.defenses.registry import DEFENSES
-from gnnsec.train import predict
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +72,6 @@ def split_clean(
         np.arange(len(graphs)), test_size=n_val, random_state=seed, stratify=stratify
     )
     return [graphs[i] for i in sorted(fit_idx)], [graphs[i] for i in sorted(val_idx)]
-
-
-def prediction_signals(model: nn.Module, graphs: Sequence[Data], num_classes: int) -> dict[str, float]:
-    """Accuracy, the total-variation distance between predicted and true class shares, and whether the
-    model predicts one class for every graph (while the graphs hold more than one)."""
-    labels = torch.tensor([int(g.y) for g in graphs])
-    pred = predict(model, graphs)
-    pred_share = torch.bincount(pred, minlength=num_classes).float() / len(graphs)
-    true_share = torch.bincount(labels, minlength=num_classes).float() / len(graphs)
-    return {
-        "acc": float((pred == labels).float().mean()),
-        "balance_shift": float(0.5 * (pred_share - true_share).abs().sum()),
-        "collapsed": float(pred.unique().numel() == 1 and labels.unique().numel() > 1),
-    }
 
 
 @DEFENSES.register("gcleaner")

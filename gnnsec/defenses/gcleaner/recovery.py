@@ -44,10 +44,11 @@ from gnnsec.attacks.base import top_k_per_graph
 from gnnsec.attacks.inject import binarize, replace_subgraph, soft_inject
 from gnnsec.data.features import Featurizer
 from gnnsec.defenses.gcleaner.params import GCleanerParams
+from gnnsec.defenses.gcleaner.signals import anomaly_index, flip_rate
 from gnnsec.explain import node_importance
 from gnnsec.models.graph import ModelOutput
 from gnnsec.similarity import mean_pairwise_cosine
-from gnnsec.train import make_loader, predict
+from gnnsec.train import make_loader
 
 log = logging.getLogger(__name__)
 
@@ -125,40 +126,6 @@ def selected_features(batch: Batch, place: Placement) -> Tensor:
 
 
 # ---- the defender's signals ----------------------------------------------------------------------------
-@dataclass
-class FlipStats:
-    """How strongly a trigger moves clean graphs to one common class ``target`` (the defender's estimate).
-
-    ``rate`` = share of the graphs the model classifies correctly without the trigger, whose label is not
-    ``target``, that the trigger sends to ``target``; ``target`` maximises it unless it is given.
-    """
-
-    rate: float
-    target: int
-    n: int
-
-
-def flip_rate(
-    model: nn.Module,
-    clean: Sequence[Data],
-    triggered: Sequence[Data],
-    num_classes: int,
-    target: int | None = None,
-) -> FlipStats:
-    if len(clean) == 0:
-        return FlipStats(float("nan"), -1 if target is None else target, 0)
-    labels = torch.cat([g.y.view(-1) for g in clean]).cpu()
-    before, after = predict(model, clean), predict(model, triggered)
-    best = FlipStats(float("nan"), -1, 0)
-    for c in range(num_classes) if target is None else [target]:
-        eligible = (labels != c) & (before == labels)
-        count = int(eligible.sum())
-        rate = float((after[eligible] == c).float().mean()) if count else float("nan")
-        if best.target < 0 or (count and (best.rate != best.rate or rate > best.rate)):
-            best = FlipStats(rate, c, count)
-    return best
-
-
 def similarity_hinge(emb: Tensor, threshold: float) -> Tensor:
     """Eq. 8 with −L_pq = cos: mean over ordered pairs p ≠ q of max(0, T − cos(e_p, e_q))."""
     n = emb.size(0)
@@ -427,7 +394,7 @@ def recover(
     target = evidence[top].cls
     others = torch.cat([flips[:top], flips[top + 1 :]])
     gap = float(flips[top] - others.median()) if len(others) else float(flips[top])
-    anomaly = _anomaly_index(flips, top)
+    anomaly = anomaly_index(flips, top)
     believed = bool(flips[top] >= p.detect_flip and gap >= p.detect_gap)
     for e in evidence:
         log.info(
@@ -451,13 +418,3 @@ def recover(
         p.detect_gap,
     )
     return RecoveryResult(triggers[target], target, believed, gap, anomaly, evidence, rows, place, val_place)
-
-
-def _anomaly_index(values: Tensor, i: int) -> float:
-    """Neural Cleanse's anomaly index of entry ``i`` (here a *high* flip rate is anomalous):
-    (v_i − median) / (1.4826 · MAD); NaN with fewer than 3 classes (the MAD of two values says nothing)."""
-    if values.numel() < 3:
-        return float("nan")
-    med = values.median()
-    mad = 1.4826 * (values - med).abs().median()
-    return float((values[i] - med) / mad) if mad > 0 else float("inf") if values[i] > med else 0.0
