@@ -87,6 +87,7 @@ def clean_check(cfg: TrialConfig, cache: ArtifactCache) -> dict[str, float]:
         "cleanmodel_acc_change": after - before,
         "cleanmodel_believed_backdoored": outcome.metrics.get("backdoor_believed", float("nan")),
         "cleanmodel_returned_input": outcome.metrics.get("returned_input", float("nan")),
+        **{f"cleanmodel_{k}": v for k, v in outcome.metrics.items() if k.startswith(("class", "detection"))},
     }
 
 
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> None:
                 m = run_trial(cfg, cache).metrics
                 row: dict[str, Any] = {"dataset": dataset, "attack": attack, "seed": seed}
                 row.update({k: m[k] for k in KEYS if k in m})
+                row.update({k: v for k, v in m.items() if k.startswith("defense_class")})
+                row.update({k: v for k, v in m.items() if k.startswith("defense_detection")})
                 row["target"] = cfg.attack.target_label if cfg.attack else None
                 if args.clean_check and (dataset, seed) not in done_clean:
                     row.update(clean_check(cfg, cache))

@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--max-epochs", type=int, default=30, help="ASHA's max_t (unlearning / training epochs)")
     p.add_argument("--grace", type=int, default=3, help="ASHA grace period (epochs)")
+    p.add_argument(
+        "--scheduler",
+        choices=["asha", "fifo"],
+        default="asha",
+        help="fifo: run every trial to the end (the baseline of benchmarks/bench_tune_asha.py)",
+    )
     p.add_argument("--study", help="Optuna study name (default <target>-<dataset>-<attack>)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config, e.g. train.epochs=3"
@@ -331,13 +337,17 @@ def main(argv: list[str] | None = None) -> int:
         study_name=study_name,
         storage=storage,
     )
-    scheduler = ASHAScheduler(
-        metric="objective",
-        mode="max",
-        time_attr="training_iteration",
-        max_t=len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1,  # + the final report
-        grace_period=max(1, args.grace),
-        reduction_factor=2,
+    scheduler = (
+        None
+        if args.scheduler == "fifo"
+        else ASHAScheduler(
+            metric="objective",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1,  # + the final report
+            grace_period=max(1, args.grace),
+            reduction_factor=2,
+        )
     )
     uri = tracking_uri(run_dir)
     settings = TrackerSettings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import math
 
 import pytest
@@ -205,6 +206,10 @@ def aids_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  
         m["cleanmodel_flagged"] = out.metrics["backdoor_believed"]
         m["target"] = cfg.attack.target_label
         runs.append(m)
+    keys = ("backdoor_asr", "clean_asr", "defended_asr", "backdoor_acc", "defended_acc", "recovery_asr")
+    keys += ("defense_backdoor_believed", "defense_believed_class", "cleanmodel_acc_before")
+    keys += ("cleanmodel_acc_after", "cleanmodel_flagged")
+    logging.getLogger(__name__).warning("AIDS e2e runs: %s", [{k: r.get(k) for k in keys} for r in runs])
     return runs
 
 

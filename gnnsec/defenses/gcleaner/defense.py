@@ -125,6 +125,7 @@ class GCleaner(Defense):
         for e in rec.evidence:
             metrics[f"class{e.cls}_flip"] = e.flip
             metrics[f"class{e.cls}_fit_flip"] = e.fit_flip
+            metrics[f"class{e.cls}_similarity"] = e.similarity
         injector = rec.trigger.inject
         if not rec.believed and p.require_detection:
             metrics["val_acc_after"] = metrics["val_acc_before"]
@@ -133,9 +134,12 @@ class GCleaner(Defense):
 
         fit_triggered = rec.trigger.inject(fit_graphs, rec.placement)
         val_triggered = rec.trigger.inject(val_graphs, rec.val_placement) if val_graphs else []
-        flip_graphs, flip_triggered = (
-            (val_graphs, val_triggered) if val_graphs else (fit_graphs, fit_triggered)
-        )
+        # the flip rate the guard watches is measured where the detection evidence was: on the validation
+        # graphs, or on all the defender's graphs when too few validation graphs are eligible
+        if rec.chosen.held_out:
+            flip_graphs, flip_triggered = val_graphs, val_triggered
+        else:
+            flip_graphs, flip_triggered = fit_graphs + val_graphs, fit_triggered + val_triggered
 
         def signals(m: nn.Module) -> dict[str, float]:
             pred = prediction_signals(m, guard_graphs, k)
@@ -179,7 +183,7 @@ class GCleaner(Defense):
             last = history[-1] if history else {}
             why = _guard({key: last.get(key, float("nan")) for key in before}, before, p)[1]
             metrics.update({f"{key}_after": v for key, v in before.items()})
-            out = _unchanged(model, metrics, 3, f"no epoch passed the guard (last epoch: {why})", injector)
+            out = _unchanged(model, metrics, 3, f"last epoch: {why}", injector)
             out.history = history
             return out
         student.load_state_dict(best["state"])

@@ -193,13 +193,13 @@ class ClassEvidence:
     """How easily a recovered n-node trigger sends clean graphs of *other* classes to class ``cls``."""
 
     cls: int
-    flip: float  # on the defender's validation graphs (held out from the generator), else on the fit graphs
+    flip: float  # on the validation graphs (held out from the generator), else on all (fit + validation)
     n: int  # graphs the flip rate was measured on
     fit_flip: float  # on the fit graphs the generator was trained on
     similarity: float  # mean pairwise cosine of the model's outputs on the triggered fit graphs
     loss: float  # recovery objective on the fit graphs
     restart: int
-    held_out: bool  # ``flip`` is measured on validation graphs
+    held_out: bool  # ``flip`` is measured on the validation graphs only
 
 
 @dataclass
@@ -295,7 +295,7 @@ def _outputs(model: nn.Module, graphs: Sequence[Data], space: str = "embedding")
 
 
 # a class's flip rate is measured on the validation graphs when at least this many are eligible (correctly
-# classified, of another class); otherwise on the fit graphs
+# classified, of another class); otherwise on all the defender's graphs (fit + validation)
 MIN_HELD_OUT = 3
 
 
@@ -319,7 +319,7 @@ def recover(
     measure how easily each sends other classes' graphs to its class, and pick the outlier.
 
     With ``class_weight > 0`` (default) the generator for class c minimises Eq. 8 plus the cross-entropy
-    of the triggered graphs of the other classes towards c (the per-class search of Neural Cleanse, with a
+    of the triggered fit graphs towards c (all of them, as Neural Cleanse uses every clean sample) (the per-class search of Neural Cleanse, with a
     fixed trigger size n instead of a minimised mask norm: "how small a change" becomes "how much n nodes
     achieve"). With ``class_weight = 0`` it is the paper's class-agnostic Eq. 8 recovery, run once, and
     every class is scored with the same trigger. The class with the highest flip rate is the defender's
@@ -338,14 +338,12 @@ def recover(
     evidence: list[ClassEvidence] = []
     rows: list[dict[str, float]] = []
     for c in range(num_classes) if targeted else [None]:
-        idx = [i for i, y in enumerate(labels) if c is None or y != c]
-        if len(idx) < 2:
-            continue
-        sub, sub_place = [graphs[i] for i in idx], place.index(torch.tensor(idx))
+        if c is not None and all(y == c for y in labels):
+            continue  # no graph of another class to send to c
         best: tuple[float, RecoveredTrigger, dict[str, float]] | None = None
         for r in range(p.restarts):
             rseed = seed * 1000 + 100 * (0 if c is None else c + 1) + r
-            gen, loss = _train_generator(frozen, sub, sub_place, featurizer, p, rseed, c)
+            gen, loss = _train_generator(frozen, graphs, place, featurizer, p, rseed, c)
             trig = RecoveredTrigger(gen, frozen, featurizer, p.recovery_explainer, seed)
             triggered = trig.inject(graphs, place)
             sim = float(mean_pairwise_cosine(_outputs(frozen, triggered, p.similarity_on)))
@@ -373,7 +371,12 @@ def recover(
             fit_flip = flip_rate(frozen, graphs, fit_trig, num_classes, k)
             held = flip_rate(frozen, val_graphs, val_trig, num_classes, k) if val_graphs else None
             use_held = held is not None and held.n >= MIN_HELD_OUT
-            chosen = held if use_held else fit_flip
+            # too few eligible validation graphs: all the defender's graphs (fit + validation)
+            chosen = (
+                held
+                if use_held
+                else flip_rate(frozen, graphs + val_graphs, fit_trig + val_trig, num_classes, k)
+            )
             evidence.append(
                 ClassEvidence(
                     cls=k,
