@@ -64,9 +64,15 @@ def config(dataset: str, attack: str, seed: int, sets: list[str]) -> TrialConfig
         "defense.name": "gcleaner",
         "defense.seed": seed,
     }
+    params: dict[str, Any] = {}
     for item in sets:
         key, _, value = item.partition("=")
-        flat[key] = yaml.safe_load(value)
+        if key.startswith("defense.params."):
+            params[key.removeprefix("defense.params.")] = yaml.safe_load(value)
+        else:
+            flat[key] = yaml.safe_load(value)
+    if params:
+        flat["defense.params"] = params
     return TrialConfig().with_overrides(flat)
 
 
@@ -95,8 +101,8 @@ def run(args: argparse.Namespace) -> None:
     cache = ArtifactCache(Path(args.cache_dir)) if args.cache_dir else ArtifactCache()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done_clean: set[tuple[str, int]] = set()
-    for dataset in args.datasets:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: an interrupted run still covers every dataset
+        for dataset in args.datasets:
             for attack in args.attacks:
                 cfg = config(dataset, attack, seed, args.set)
                 t0 = time.perf_counter()

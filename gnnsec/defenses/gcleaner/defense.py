@@ -13,7 +13,8 @@ predictions spread over the classes.
    input model (validation accuracy may not drop by more than ``max_acc_drop``, the validation flip rate
    must fall by at least ``min_flip_drop``, the predicted class shares may not move by more than
    ``max_balance_shift``, and a model that predicts one class for every clean graph is never accepted).
-   The best accepted epoch (validation accuracy − validation flip rate) is returned; when no epoch is
+   The last accepted epoch (``keep="last"``: the paper's full schedule, vetoed where it harms) or the
+   best one (``keep="best"``: validation accuracy − validation flip rate) is returned; when no epoch is
    accepted, the input model is returned unchanged and the reason is logged.
 
 Clean-set sizes: with fewer than ``MIN_CLEAN`` (4) graphs the defense does nothing (the input model is
@@ -163,7 +164,8 @@ class GCleaner(Defense):
             sig = signals(student)
             ok, why = _guard(sig, before, p)
             score = _score(sig)
-            if ok and (best["score"] is None or score >= best["score"]):
+            better = best["score"] is None or p.keep == "last" or score >= best["score"]
+            if ok and better:
                 best.update(score=score, epoch=epoch, state=copy.deepcopy(student.state_dict()))
             out = {
                 **sig,

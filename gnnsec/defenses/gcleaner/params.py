@@ -18,6 +18,7 @@ from gnnsec.errors import ConfigError
 OPTIMIZERS = ("adam", "sgd")
 STUDENT_BN = ("frozen", "train")
 SIMILARITY_ON = ("logits", "embedding")
+KEEP = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class GCleanerParams:
     class_weight: float = 1.0
     # ---- detection: is the model backdoored, and which class? ----
     detect_flip: float = 0.5  # the outlier class's held-out flip rate must reach this ...
-    detect_gap: float = 0.25  # ... and exceed the median flip rate of the other classes by this
+    detect_gap: float = 0.4  # ... and exceed the median flip rate of the other classes by this
     require_detection: bool = True  # False: unlearn the top class's trigger even when nothing stands out
     # ---- unlearning (section 4.4, Eq. 9-14) ----
     unlearn_epochs: int = 30
@@ -58,6 +59,7 @@ class GCleanerParams:
     max_acc_drop: float = 0.0  # an epoch may lose at most this validation accuracy vs the input model
     min_flip_drop: float = 0.3  # ... must lower the validation flip rate by at least this
     max_balance_shift: float = 0.2  # ... and may move the predicted class shares at most this (TV distance)
+    keep: str = "last"  # which accepted epoch is returned: the last one, or the best by val_acc - val_flip
     # label the clean graphs with the backdoored model's own predictions: for auxiliary clean data from
     # another dataset (Table 5), whose labels do not mean the model's classes
     pseudo_labels: bool = False
@@ -124,7 +126,12 @@ def _choices(key: str) -> list[str] | tuple[str, ...] | None:
         from gnnsec.explain import HEATMAPS
 
         return HEATMAPS.names()
-    return {"optimizer": OPTIMIZERS, "student_bn": STUDENT_BN, "similarity_on": SIMILARITY_ON}.get(key)
+    return {
+        "optimizer": OPTIMIZERS,
+        "student_bn": STUDENT_BN,
+        "similarity_on": SIMILARITY_ON,
+        "keep": KEEP,
+    }.get(key)
 
 
 def validate(raw: dict[str, Any]) -> None:
