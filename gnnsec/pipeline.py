@@ -26,6 +26,7 @@ from gnnsec.config import DataConfig, TrialConfig
 from gnnsec.data.loading import GraphDataset, load_graph_dataset
 from gnnsec.data.splits import GraphSplit
 from gnnsec.defenses import DEFENSES, DefenderData
+from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
 from gnnsec.models import GRAPH_MODELS, GraphClassifier, build_graph_model
@@ -191,9 +192,7 @@ def defender_data(cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, model: 
         )
     rng = np.random.default_rng(cfg.defense.seed)
     idx = rng.choice(len(aux_ds.graphs), size=min(len(split.holding), len(aux_ds.graphs)), replace=False)
-    graphs = [aux_ds.graphs[int(i)].clone() for i in idx]
-    for g, y in zip(graphs, predict(model, graphs)):
-        g.y = y.view(1)
+    graphs = pseudo_labelled(model, [aux_ds.graphs[int(i)] for i in idx])
     return DefenderData(graphs, ds.num_classes, f)
 
 

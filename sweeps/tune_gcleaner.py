@@ -50,7 +50,11 @@ log = logging.getLogger("sweeps.tune")
 
 
 def gcleaner_space(max_epochs: int) -> dict[str, Any]:
-    """λ, n, T, learning rates and epochs of GCleaner (gnnsec/defenses/gcleaner/params.py)."""
+    """λ, n, T, the per-class weight, learning rates and epochs of GCleaner (gnnsec/defenses/gcleaner/params.py).
+
+    The detection thresholds and the guard's tolerances are not searched: the defender-only objective
+    cannot judge them on backdoored models alone (see the protocol in gnnsec/defenses/gcleaner/__init__.py).
+    """
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -61,8 +65,9 @@ def gcleaner_space(max_epochs: int) -> dict[str, Any]:
         "lam": FloatDistribution(0.0, 2.0),
         "n": IntDistribution(1, 7),
         "threshold": FloatDistribution(0.5, 0.99),
+        "class_weight": FloatDistribution(0.0, 2.0),
         "recovery_lr": FloatDistribution(1e-3, 1e-1, log=True),
-        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
         "recovery_epochs": CategoricalDistribution([5, 10, 20, 40]),
         "unlearn_epochs": IntDistribution(max(1, max_epochs // 3), max_epochs),
     }
@@ -79,19 +84,28 @@ def attack_space(max_epochs: int) -> dict[str, Any]:
 
 
 def objective_of(row: dict[str, float]) -> float | None:
-    """GCleaner's defender-side objective from one row of its own signals."""
+    """GCleaner's defender-side objective from one row of its own signals: validation accuracy minus the
+    validation flip rate of its recovered trigger, for the model it would return at that point
+    (``selected_score``: its best accepted epoch so far, or the input model)."""
+    if "selected_score" in row:
+        return float(row["selected_score"])
     if "val_acc" in row and "val_flip" in row:
-        return float(row["val_acc"]) - float(row["val_flip"])
+        flip = float(row["val_flip"])
+        return float(row["val_acc"]) - (0.0 if flip != flip else flip)
     if "fit_flip" in row:  # no validation split (val_fraction = 0): only the flip rate on the fit part
         return -float(row["fit_flip"])
     return None
 
 
 # ---- trainables (run in Ray workers) -------------------------------------------------------------------
-def _base_config(spec: dict[str, Any], tuned: dict[str, Any]) -> Any:
+def _base_config(spec: dict[str, Any], tuned: dict[str, Any], cell: list[Any] | None = None) -> Any:
     from gnnsec.config import TrialConfig
 
-    flat = flatten_config(spec["config"])
+    if cell is None:
+        flat = flatten_config(spec["config"])
+    else:  # a (dataset, attack, seed) cell of a multi-cell study, built from the user's unresolved keys
+        dataset, attack, seed = cell
+        flat = {**spec["flat"], "data.dataset": dataset, "attack.name": attack, "seed": seed}
     flat.update({k: v for k, v in tuned.items() if "." in k})
     if spec["target"] == "gcleaner":
         for key, value in tuned.items():
@@ -100,42 +114,62 @@ def _base_config(spec: dict[str, Any], tuned: dict[str, Any]) -> Any:
     return TrialConfig.from_dict(build_config(flat))
 
 
-def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
-    """Backdoored model from the cache -> GCleaner on the holding split; reports ``objective`` per epoch."""
-    import torch
-    from ray import tune
-
+def _defend_cell(spec: dict[str, Any], cfg: Any, on_epoch: Any) -> Any:
+    """Backdoored model from the shared cache, GCleaner on the holding split only (never test graphs)."""
     from gnnsec import pipeline
     from gnnsec.cache import ArtifactCache
     from gnnsec.data.loading import load_graph_dataset
     from gnnsec.defenses import DEFENSES, DefenderData
 
-    spec = config["trial"]
-    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
-    cfg = _base_config(spec, {k: v for k, v in config.items() if k != "trial"})
     cache = ArtifactCache(spec["cache_root"])
     ds = load_graph_dataset(cfg.data)
     split = ds.split(cfg.data)
     clean, _ = pipeline.clean_model(cfg, ds, split, cache)
     _, backdoored, _ = pipeline.backdoored_model(cfg, ds, split, cache, clean)
     defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
-    holding = DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer)  # never test graphs
-    reported = {"n": 0}
+    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base)
+    return defense.defend(backdoored, DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer))
+
+
+def _final_objective(metrics: dict[str, float]) -> float | None:
+    after = {k.removesuffix("_after"): v for k, v in metrics.items() if k.endswith("_after")}
+    return objective_of(after)
+
+
+def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
+    """Backdoored model from the cache -> GCleaner on the holding split; reports ``objective`` live.
+
+    One cell: one report per unlearning epoch, while GCleaner runs, then the final value. Several cells
+    (``--cells``, e.g. both development datasets x four attacks): one report per finished cell with the
+    running mean of the cells' final objectives, so ASHA stops a poor setting after ``--grace`` cells.
+    """
+    import torch
+    from ray import tune
+
+    spec = config["trial"]
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    tuned = {k: v for k, v in config.items() if k != "trial"}
+    cells = spec.get("cells") or []
+    if len(cells) > 1:
+        values: list[float] = []
+        for i, cell in enumerate(cells):
+            outcome = _defend_cell(spec, _base_config(spec, tuned, cell), None)
+            value = _final_objective(outcome.metrics)
+            values.append(-1.0 if value is None or value != value else value)
+            tune.report(
+                {"objective": sum(values) / len(values), "cell": float(i), "cell_objective": values[-1]}
+            )
+        return
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        # live, while GCleaner unlearns: ASHA compares trials at equal epochs and stops the worse ones
+        # (Ray ends a stopped trial's worker while it waits in tune.report, so the rest is never computed)
         value = objective_of(row)
         if value is not None:
-            reported["n"] += 1
             tune.report({"objective": value, **_floats(row)})
 
-    defense.on_epoch = on_epoch  # Defense progress hook (gnnsec.defenses.base); ignored if never called
-    outcome = defense.defend(backdoored, holding)
-    if reported["n"] == 0:  # the defense has no live hook: replay its per-epoch history for ASHA
-        for row in outcome.history:
-            if isinstance(row, dict):
-                on_epoch(int(row.get("epoch", 0)), row)
-    after = {k.removesuffix("_after"): v for k, v in outcome.metrics.items() if k.endswith("_after")}
-    final = objective_of(after)
+    outcome = _defend_cell(spec, _base_config(spec, tuned, cells[0] if cells else None), on_epoch)
+    final = _final_objective(outcome.metrics)
     if final is not None:
         tune.report({"objective": final, "final": 1.0, **_floats(outcome.metrics)})
 
@@ -199,6 +233,15 @@ def _floats(row: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _parse_cell(text: str) -> list[Any]:
+    from gnnsec.errors import ConfigError
+
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+        raise ConfigError("--cells", text, "DATASET:ATTACK:SEED, e.g. AIDS:sub_ba:0")
+    return [parts[0], parts[1], int(parts[2])]
+
+
 # ---- driver ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweeps/tune_gcleaner.py", description=__doc__.splitlines()[0])
@@ -207,10 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", default="sub_ba")
     p.add_argument("--model", default="GIN")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="DATASET:ATTACK:SEED",
+        help="tune GCleaner on several backdoored models at once (objective: mean over cells)",
+    )
     p.add_argument("--trials", type=int, default=20, help="new trials in this session")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--max-epochs", type=int, default=30, help="ASHA's max_t (unlearning / training epochs)")
     p.add_argument("--grace", type=int, default=3, help="ASHA grace period (epochs)")
+    p.add_argument(
+        "--scheduler",
+        choices=["asha", "fifo"],
+        default="asha",
+        help="fifo: run every trial to the end (the baseline of benchmarks/bench_tune_asha.py)",
+    )
     p.add_argument("--study", help="Optuna study name (default <target>-<dataset>-<attack>)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config, e.g. train.epochs=3"
@@ -282,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     from gnnsec.config import TrialConfig
 
     base = TrialConfig.from_dict(build_config(flat)).to_dict()  # validate before starting Ray
+    cells = [_parse_cell(c) for c in args.cells or []]
+    for cell in cells:  # every cell validated before starting Ray too
+        TrialConfig.from_dict(
+            build_config({**flat, "data.dataset": cell[0], "attack.name": cell[1], "seed": cell[2]})
+        )
     space = gcleaner_space(args.max_epochs) if target == "gcleaner" else attack_space(args.max_epochs)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}")
     searcher = OptunaSearch(
@@ -292,13 +352,17 @@ def main(argv: list[str] | None = None) -> int:
         study_name=study_name,
         storage=storage,
     )
-    scheduler = ASHAScheduler(
-        metric="objective",
-        mode="max",
-        time_attr="training_iteration",
-        max_t=max(args.max_epochs, 1) + 1,  # + the final report
-        grace_period=max(1, args.grace),
-        reduction_factor=2,
+    scheduler = (
+        None
+        if args.scheduler == "fifo"
+        else ASHAScheduler(
+            metric="objective",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1,  # + the final report
+            grace_period=max(1, args.grace),
+            reduction_factor=2,
+        )
     )
     uri = tracking_uri(run_dir)
     settings = TrackerSettings(
@@ -318,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         "subsweep": f"tune-{target}",
         "target": target,
         "config": base,
+        "flat": flat,
+        "cells": cells,
         "cache_root": cache_root,
         "threads": max(1, int(args.cpus_per_trial)),
     }

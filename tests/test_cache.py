@@ -173,11 +173,12 @@ def test_pipeline_keys_change_when_a_method_version_is_bumped(mirror, monkeypatc
     cfg = TrialConfig.from_dict({"data": {"dataset": "MUTAG"}, "attack": {"name": "sub_ba"}})
     ds = load_graph_dataset(cfg.data)
     clean, backdoor = cache_key(clean_spec(cfg, ds)), cache_key(backdoor_spec(cfg, ds))
-    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", 2)
+    attack_version, model_version = ATTACKS.get("sub_ba").version, GRAPH_MODELS.get("GIN").version
+    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", attack_version + 1)
     assert cache_key(clean_spec(cfg, ds)) == clean and cache_key(backdoor_spec(cfg, ds)) != backdoor
-    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", 2)
+    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", model_version + 1)
     assert cache_key(clean_spec(cfg, ds)) != clean
     monkeypatch.setattr("gnnsec.__version__", "9.9.9")
-    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", 1)
-    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", 1)
+    monkeypatch.setattr(ATTACKS.get("sub_ba"), "version", attack_version)
+    monkeypatch.setattr(GRAPH_MODELS.get("GIN"), "version", model_version)
     assert cache_key(clean_spec(cfg, ds)) != clean  # the package version alone changes it too

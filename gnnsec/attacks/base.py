@@ -148,14 +148,8 @@ class Attack(ABC):
             return fit(model, poisoned, ctx.train_cfg, desc=f"backdoor/{self.name}")
         from gnnsec.attacks.adaptive import adaptive_loss
 
-        mark = torch.zeros(len(poisoned), dtype=torch.bool)
-        mark[torch.as_tensor(victims)] = True
-        marked = []
-        for g, m in zip(poisoned, mark):
-            g = g.clone()
-            g.poisoned = m.view(1)
-            marked.append(g)
-        return fit(model, marked, ctx.train_cfg, loss_fn=adaptive_loss(alpha), desc=f"adaptive/{self.name}")
+        loss_fn = adaptive_loss(alpha, [poisoned[int(i)] for i in victims], seed=self.cfg.seed)
+        return fit(model, poisoned, ctx.train_cfg, loss_fn=loss_fn, desc=f"adaptive/{self.name}")
 
     # ---- persistence of the trigger -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

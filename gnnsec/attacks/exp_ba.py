@@ -36,6 +36,8 @@ from gnnsec.explain import node_importance
 @ATTACKS.register("exp_ba")
 class ExpBA(Attack):
     name = "exp_ba"
+    # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
+    version: ClassVar[int] = 2
     param_defaults: ClassVar[dict[str, Any]] = {
         "density": 0.8,  # p of the Erdős–Rényi trigger (as Sub-BA)
         "explainer_epochs": 100,  # GNNExplainer optimisation steps (PyG's default)

@@ -43,26 +43,15 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from gnnsec.attacks.adaptive import adaptive_loss
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, top_k_per_graph
-from gnnsec.attacks.inject import replace_subgraph
+from gnnsec.attacks.inject import binarize, replace_subgraph, soft_inject
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.attacks.surrogate import derived_seed
 from gnnsec.errors import ConfigError
-from gnnsec.train import make_loader, seed_everything, select_device, train_epoch
+from gnnsec.train import cross_entropy_loss, make_loader, seed_everything, select_device, train_epoch
 
 log = logging.getLogger(__name__)
-
-
-class StraightThroughThreshold(torch.autograd.Function):
-    """1[x > t] in the forward pass, identity gradient in the backward pass (GTA's ``GradWhere``)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, threshold: float) -> Tensor:
-        return (x > threshold).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return grad, None
 
 
 class GraphTrojanNet(nn.Module):
@@ -86,6 +75,9 @@ class GraphTrojanNet(nn.Module):
 @ATTACKS.register("gta")
 class GTA(Attack):
     name = "gta"
+    # 2: gradients also flow through the weighted degree features (shared soft_inject); the adaptive
+    # variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
+    version: ClassVar[int] = 2
     param_defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # binarisation threshold of the topology generator (GTA's topo_thrd)
         "generator_epochs": 5,  # per bi-level iteration, for each generator (GCleaner Appendix A)
@@ -179,7 +171,7 @@ class GTA(Attack):
         cols = pos.to(scores.device).clamp(max=self.max_nodes - 1)
         sub = scores.gather(2, cols.unsqueeze(1).expand(-1, k, -1))  # [B, k, k]
         sub = (sub + sub.transpose(1, 2)) / 2
-        adj = StraightThroughThreshold.apply(sub, float(self.params["threshold"]))
+        adj = binarize(sub, float(self.params["threshold"]))
         valid = (mask.unsqueeze(2) & mask.unsqueeze(1)).to(adj.device)
         adj = adj * valid * (1 - torch.eye(k, device=adj.device))
         feats = torch.relu(self.featnet(x_in)) if self.featnet is not None and x_in is not None else None
@@ -224,7 +216,7 @@ class GTA(Attack):
         vbatch = vbatch.to(device)
         a_in, x_in = self.generator_inputs(vbatch, pos, mask)
 
-        loss_fn, alpha = _model_loss(self.cfg.adaptive_alpha)
+        alpha = self.cfg.adaptive_alpha
         gen = seed_everything(cfg.seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
@@ -238,8 +230,11 @@ class GTA(Attack):
         epoch = 0
         for it in range(iters):
             train_set = self.relabel(ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask))
-            if alpha > 0:
-                train_set = _mark(train_set, victims)
+            loss_fn = (
+                adaptive_loss(alpha, [train_set[int(i)] for i in victims], seed=self.cfg.seed + it)
+                if alpha > 0
+                else cross_entropy_loss
+            )
             loader = make_loader(train_set, cfg.batch_size, shuffle=True, generator=gen)
             while True:
                 row = {"epoch": float(epoch), "loss": train_epoch(model, loader, optimizer, device, loss_fn)}
@@ -291,26 +286,9 @@ class GTA(Attack):
         self, model: nn.Module, batch: Batch, trig: Trigger, pos: Tensor, mask: Tensor
     ) -> Tensor:
         """Logits of the triggered batch with every candidate trigger edge weighted by its (0/1, straight-
-        through) generated value, so gradients reach the topology generator."""
-        device = batch.edge_index.device
-        pos, mask = pos.to(device), mask.to(device)
-        B, k = pos.shape
-        gpos = batch.ptr[:-1].view(-1, 1) + pos
-        in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
-        in_trigger[gpos[mask]] = True
-        src, dst = batch.edge_index
-        keep = ~(in_trigger[src] & in_trigger[dst])
-        pair = mask.unsqueeze(2) & mask.unsqueeze(1) & ~torch.eye(k, dtype=torch.bool, device=device)
-        b, i, j = torch.nonzero(pair, as_tuple=True)
-        edge_index = torch.cat([batch.edge_index[:, keep], torch.stack([gpos[b, i], gpos[b, j]])], 1)
-        weight = torch.cat([torch.ones(int(keep.sum()), device=device), trig.adj[b, i, j]])
-        if self.featurizer.mode == "degree":
-            x = self.featurizer.degree_features(edge_index, batch.num_nodes, weight.detach())
-        else:
-            x = batch.x
-            if trig.features is not None:
-                rows = gpos[mask]
-                x = x.index_put((rows,), trig.features[mask].to(x.dtype))
+        through) generated value, so gradients reach the topology generator (and, in degree mode, through
+        the weighted degree features too)."""
+        x, edge_index, weight = soft_inject(batch, pos, mask, trig.adj, trig.features, self.featurizer)
         return model(x, edge_index, batch.batch, weight)
 
     # ---- persistence ------------------------------------------------------------------------------------
@@ -347,23 +325,3 @@ def _expand_along_edges(
 
 def _cpu(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
-def _model_loss(alpha: float) -> tuple[Any, float]:
-    """Cross-entropy, or the adaptive attack's loss (Eq. 16) when ``alpha > 0``."""
-    from gnnsec.attacks.adaptive import adaptive_loss
-    from gnnsec.train import cross_entropy_loss
-
-    return (adaptive_loss(alpha) if alpha > 0 else cross_entropy_loss), alpha
-
-
-def _mark(graphs: list[Data], victims: np.ndarray) -> list[Data]:
-    """Flag the poisoned graphs (``g.poisoned``) for the adaptive loss."""
-    flags = np.zeros(len(graphs), dtype=bool)
-    flags[victims] = True
-    out = []
-    for g, f in zip(graphs, flags):
-        g = g.clone()
-        g.poisoned = torch.tensor([bool(f)])
-        out.append(g)
-    return out

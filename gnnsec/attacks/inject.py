@@ -3,6 +3,11 @@
 For every graph b the nodes at ``positions[b]`` become the trigger: the edges among them are removed and
 replaced by the trigger's edges ``adj[b]``; with ``features`` their features are overwritten too. Works on
 ``edge_index`` with tensor ops only; graphs and nodes outside the trigger are untouched.
+
+:func:`soft_inject` is the differentiable counterpart used wherever a trigger generator is trained (GTA's
+bi-level optimisation, GCleaner's trigger recovery): every candidate pair among the trigger nodes becomes an
+edge whose weight is the binarised adjacency (:func:`binarize`, a straight-through estimator), so the model
+sees exactly the hard triggered graph while gradients reach the generator.
 """
 
 from __future__ import annotations
@@ -11,7 +16,62 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from gnnsec.data.features import Featurizer
+from gnnsec.data.features import Featurizer, degree_onehot
+
+
+class StraightThroughThreshold(torch.autograd.Function):
+    """1[x > t] in the forward pass, identity gradient in the backward pass (GTA's ``GradWhere``; the
+    straight-through estimator of binary neural networks)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, threshold: float) -> Tensor:  # noqa: ANN001
+        return (x > threshold).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ANN001
+        return grad, None
+
+
+def binarize(soft: Tensor, threshold: float = 0.5) -> Tensor:
+    """Forward: exactly 0/1 (soft > threshold). Backward: identity onto ``soft`` (straight-through)."""
+    return StraightThroughThreshold.apply(soft, threshold)
+
+
+def soft_inject(
+    batch: Batch,
+    positions: Tensor,
+    mask: Tensor,
+    adj: Tensor,
+    features: Tensor | None,
+    featurizer: Featurizer,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The triggered batch as (x, edge_index, edge_weight), differentiable in ``adj`` and ``features``.
+
+    ``adj`` [B, k, k] is the binarised trigger adjacency (0/1 forward). Edges not internal to the trigger
+    keep weight 1; every ordered pair of valid trigger nodes gets weight ``adj[b, i, j]``. Degree features
+    follow the weighted degree (:func:`~gnnsec.data.features.degree_onehot`); native features of the
+    trigger nodes are replaced by ``features`` when given.
+    """
+    device = batch.x.device
+    positions, mask = positions.to(device), mask.to(device)
+    k = positions.size(1)
+    gpos = batch.ptr[:-1].view(-1, 1).to(device) + positions
+    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
+    in_trigger[gpos[mask]] = True
+    src, dst = batch.edge_index
+    keep = ~(in_trigger[src] & in_trigger[dst])
+    off_diag = ~torch.eye(k, dtype=torch.bool, device=device)
+    pair_ok = mask.unsqueeze(2) & mask.unsqueeze(1) & off_diag
+    b, i, j = torch.nonzero(pair_ok, as_tuple=True)
+    edge_index = torch.cat([batch.edge_index[:, keep], torch.stack([gpos[b, i], gpos[b, j]])], 1)
+    weight = torch.cat([adj.new_ones(int(keep.sum())), adj[b, i, j]])
+    if featurizer.mode == "degree":
+        x = degree_onehot(edge_index, weight, batch.num_nodes, featurizer.degree_cap)
+    elif features is not None:
+        x = batch.x.index_put((gpos[mask],), features[mask].to(batch.x.dtype))
+    else:
+        x = batch.x
+    return x, edge_index, weight
 
 
 def trigger_edges(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:

@@ -159,6 +159,8 @@ def trigger_adjacency(motif: str | None, k: int) -> Tensor:
 @ATTACKS.register("motif_ba")
 class MotifBA(Attack):
     name = "motif_ba"
+    # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
+    version: ClassVar[int] = 2
     param_defaults: ClassVar[dict[str, Any]] = {
         "selection": "least",  # least (Motif-Backdoor's finding) or most frequent motif
         "sample_graphs": 500,  # training graphs on which motifs are counted (seeded sample)

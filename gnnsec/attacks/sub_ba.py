@@ -28,6 +28,8 @@ def erdos_renyi_adjacency(k: int, p: float, generator: torch.Generator) -> Tenso
 @ATTACKS.register("sub_ba")
 class SubBA(Attack):
     name = "sub_ba"
+    # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
+    version: ClassVar[int] = 2
     param_defaults: ClassVar[dict[str, Any]] = {"density": 0.8}
 
     @classmethod

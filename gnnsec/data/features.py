@@ -28,14 +28,12 @@ class Featurizer:
     def degree_features(
         self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None
     ) -> Tensor:
-        """One-hot of (clipped) degree. With ``edge_weight`` the degree is the weighted in-degree."""
-        deg = (
-            degree(edge_index[1], num_nodes, dtype=torch.float)
-            if edge_weight is None
-            else (torch.zeros(num_nodes, device=edge_index.device).index_add(0, edge_index[1], edge_weight))
-        )
-        idx = deg.round().clamp(max=self.degree_cap).long()
-        return torch.nn.functional.one_hot(idx, self.degree_cap + 1).float()
+        """One-hot of (clipped) degree. With ``edge_weight`` the degree is the weighted in-degree
+        (:func:`degree_onehot`: exact for 0/1 weights, differentiable in them)."""
+        if edge_weight is None:
+            deg = degree(edge_index[1], num_nodes, dtype=torch.float).clamp(max=self.degree_cap)
+            return torch.nn.functional.one_hot(deg.long(), self.degree_cap + 1).float()
+        return degree_onehot(edge_index, edge_weight, num_nodes, self.degree_cap)
 
     def features(self, edge_index: Tensor, num_nodes: int, x_native: Tensor | None) -> Tensor:
         if self.mode == "degree":
@@ -49,3 +47,24 @@ class Featurizer:
         if self.mode == "degree":
             data.x = self.degree_features(data.edge_index, data.num_nodes)
         return data
+
+
+def degree_onehot(edge_index: Tensor, edge_weight: Tensor, num_nodes: int, cap: int) -> Tensor:
+    """One-hot of the clipped weighted in-degree, differentiable in the edge weights.
+
+    With d the weighted in-degree clipped to [0, cap], the row is the linear interpolation between the
+    one-hots of ⌊d⌋ and ⌊d⌋+1 with weights (1 − frac(d), frac(d)). 0/1 weights make d an integer, so the
+    forward value is exactly the one-hot degree of the graph without the zero-weight edges; the gradient
+    moves mass to the next degree bin as the degree grows. The one home of the differentiable degree
+    features used by GTA's generator training and GCleaner's trigger recovery.
+    """
+    deg = torch.zeros(num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
+    deg = deg.index_add(0, edge_index[1], edge_weight).clamp(0, cap)
+    low = deg.detach().floor().clamp(max=cap)
+    frac = deg - low
+    low_i = low.long()
+    high_i = (low_i + 1).clamp(max=cap)
+    out = deg.new_zeros(num_nodes, cap + 1)
+    rows = torch.arange(num_nodes, device=deg.device)
+    out = out.index_put((rows, low_i), 1 - frac, accumulate=True)
+    return out.index_put((rows, high_i), frac, accumulate=True)

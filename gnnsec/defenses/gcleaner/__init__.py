@@ -13,16 +13,44 @@ Where this implementation departs from the paper or the authors' code, and why:
   so it never trained the student.
 - Eq. 8 as printed (``max(0, T − L_pq)`` with ``L_pq = −cos``) would push triggered graphs *apart*; the text
   says the aim is high similarity, so the hinge is ``max(0, T − cos)``.
-- ``F(G)`` in Eq. 7 is taken to be the model's output (logits, ``similarity_on="logits"``): on GIN/AIDS the
-  real Sub-BA trigger *lowers* the pairwise cosine of the readout embeddings (sum readout: the trigger adds
-  a shared component whose relative weight depends on graph size), so embedding-space recovery mostly
-  converges to an edgeless trigger; the logits of triggered graphs do become near-identical.
-  ``similarity_on="embedding"`` keeps the other reading.
-- Recovery is restarted (``restarts``) and within a restart the generator is kept at its best epoch; the
-  defender picks the restart whose trigger flips most of its own correctly classified clean graphs to one
-  common class (it never learns the real target label).
+- ``F(G)`` in Eq. 7 is the model's output (logits, ``similarity_on="logits"``) by default;
+  ``similarity_on="embedding"`` keeps the readout-embedding reading.
+- Recovery is run once per class (``class_weight`` > 0): Eq. 8 plus the cross-entropy towards the class
+  being tried, on the clean graphs of the other classes (Neural Cleanse's per-class trigger search, Wang et
+  al., S&P 2019, with a fixed trigger size n). Each class's trigger is scored by its flip rate on the
+  defender's validation graphs; the outlier class is the defender's estimate of the backdoor's class, and
+  the model is *believed backdoored* when that rate is at least ``detect_flip`` and exceeds the other
+  classes' median by ``detect_gap`` (for 3+ classes the MAD anomaly index is logged as well; with two
+  classes it is undefined). The verdict and the per-class evidence are in the outcome's metrics
+  (``backdoor_believed``, ``believed_class``, ``class<c>_flip``). ``class_weight = 0`` is the paper's
+  class-agnostic recovery.
+- Do no harm: when no class stands out, or when no unlearning epoch passes the guard (validation accuracy,
+  validation flip rate, class balance, never a one-class model), the input model is returned unchanged
+  with a logged reason (``returned_input``, ``unchanged_reason``); otherwise the best accepted epoch, not
+  the last. Minimum clean set: 4 graphs (below: input returned); a validation part needs 8 graphs
+  (below: every signal is measured on the fit graphs, logged). See :mod:`.defense`.
 - Unlearning uses Adam at 1e-2 by default (``optimizer="sgd", lr=1e-3`` is the paper's setting, which
   barely moves the student in 30 one-batch epochs); the student's BatchNorm statistics are frozen.
+
+Development protocol (defender-only; how the defaults in :mod:`.params` are chosen)
+----------------------------------------------------------------------------------------
+- Development sets: AIDS and Fingerprint only (GIN, the four attacks, 3% clean holding set). Every other
+  dataset (Bitcoin, COLLAB, MUTAG, NCI1, PROTEINS, ...) is held out: it is run only after the defaults are
+  frozen, for the report, and never used to choose anything.
+- Tunable settings (λ, n, T, ``class_weight``, learning rates, epochs) are chosen by the Optuna tuner's
+  defender-only objective (validation accuracy − validation flip rate of the defense's own recovered
+  trigger, on the defender's clean graphs; no test graph, real trigger or target label is read), over the
+  development cells at once::
+
+      python sweeps/tune_gcleaner.py --study gcleaner-dev --trials 12 --concurrency 1 --grace 4 \
+          --cells AIDS:sub_ba:0 AIDS:gta:0 AIDS:exp_ba:0 AIDS:motif_ba:0 \
+                  Fingerprint:sub_ba:0 Fingerprint:gta:0 Fingerprint:exp_ba:0 Fingerprint:motif_ba:0
+
+- The detection thresholds (``detect_flip``, ``detect_gap``) and the guard's tolerances cannot be judged
+  by that objective (on backdoored models alone it would always favour flagging). They were fixed from
+  the per-class evidence of backdoored *and* clean models on the development sets only (the designer's
+  use of a development set, as Neural Cleanse fixed its anomaly threshold of 2), then frozen.
+- The study's outcome and the frozen values are recorded in ``docs/gcleaner_protocol.md``.
 """
 
 from gnnsec.defenses.gcleaner.defense import GCleaner

@@ -1,11 +1,30 @@
-"""GCleaner (section 4): recover a trigger from the backdoored model, then unlearn it by distillation.
+"""GCleaner (section 4): recover a trigger from the backdoored model, then unlearn it by distillation;
+with a detection verdict and a "do no harm" guard around both (departures documented in the package).
 
-The defender holds the backdoored model and a small clean set (:class:`DefenderData`) and nothing else.
-It splits the clean set into a *fit* part (recovery and unlearning) and a *validation* part, on which it
-measures what it can: accuracy, and the flip rate of the recovered trigger (how many correctly classified
-graphs the trigger sends to one common class, :func:`~gnnsec.defenses.gcleaner.recovery.flip_rate`). The
-recovered trigger is returned as ``recovered_injector`` so the evaluation side, which alone knows the real
-trigger, can measure Recovery-ASR and real-vs-recovered similarity (Table 4).
+The defender holds the suspect model and a small clean set (:class:`DefenderData`) and nothing else. It
+splits the clean set into a *fit* part (recovery and unlearning) and a *validation* part, on which it
+measures what it can: accuracy, the flip rate of its recovered trigger (how many correctly classified
+graphs of other classes the trigger sends to the suspected class, :func:`flip_rate`) and how its
+predictions spread over the classes.
+
+1. Recovery (:func:`recover`) tries every class and names the one that stands out, or none. When none
+   stands out the model is returned unchanged (``require_detection``).
+2. Unlearning (:func:`unlearn`) runs under watch: after every epoch the guard checks the epoch against the
+   input model (validation accuracy may not drop by more than ``max_acc_drop``, the validation flip rate
+   must fall by at least ``min_flip_drop``, the predicted class shares may not move by more than
+   ``max_balance_shift``, and a model that predicts one class for every clean graph is never accepted).
+   The last accepted epoch (``keep="last"``: the paper's full schedule, vetoed where it harms) or the
+   best one (``keep="best"``: validation accuracy − validation flip rate) is returned; when no epoch is
+   accepted, the input model is returned unchanged and the reason is logged.
+
+Clean-set sizes: with fewer than ``MIN_CLEAN`` (4) graphs the defense does nothing (the input model is
+returned, logged at WARNING): recovery needs graph pairs and the guard needs something to measure on. A
+validation part is held out only when it gets at least ``MIN_VAL`` (8) graphs (``val_fraction`` of the
+set); below that (e.g. 3% of a 188-graph dataset = 6 graphs) recovery, unlearning and the guard all use
+the same graphs, which makes the detection verdict and the guard optimistic (logged).
+
+The recovered trigger is returned as ``recovered_injector`` so the evaluation side, which alone knows the
+real trigger, can measure Recovery-ASR and real-vs-recovered similarity (Table 4).
 """
 
 from __future__ import annotations
@@ -23,19 +42,28 @@ from torch_geometric.data import Data
 
 from gnnsec.defenses.base import DefenderData, Defense, DefenseOutcome
 from gnnsec.defenses.gcleaner.params import DEFAULTS, GCleanerParams, validate
-from gnnsec.defenses.gcleaner.recovery import FlipStats, flip_rate, recover
-from gnnsec.defenses.gcleaner.unlearning import make_teacher, unlearn
+from gnnsec.defenses.gcleaner.recovery import recover
+from gnnsec.defenses.gcleaner.signals import flip_rate, prediction_signals
+from gnnsec.defenses.gcleaner.unlearning import EarlyStop, make_teacher, unlearn
+from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.defenses.registry import DEFENSES
-from gnnsec.train import evaluate, predict
 
 log = logging.getLogger(__name__)
 
+MIN_CLEAN = 4
+MIN_VAL = 8
+# why the input model came back unchanged (``unchanged_reason`` metric; 0 = it did not)
+REASONS = {1: "too few clean graphs", 2: "no class stands out", 3: "no unlearning epoch passed the guard"}
 
-def split_clean(graphs: Sequence[Data], val_fraction: float, seed: int) -> tuple[list[Data], list[Data]]:
-    """Seeded, label-stratified split of the defender's clean graphs into (fit, validation)."""
+
+def split_clean(
+    graphs: Sequence[Data], val_fraction: float, seed: int, min_val: int = MIN_VAL
+) -> tuple[list[Data], list[Data]]:
+    """Seeded, label-stratified split of the defender's clean graphs into (fit, validation); no validation
+    part when it would hold fewer than ``min_val`` graphs or leave fewer than 2 to fit on."""
     graphs = list(graphs)
     n_val = int(round(val_fraction * len(graphs)))
-    if n_val == 0 or len(graphs) - n_val < 2:
+    if n_val == 0 or n_val < min_val or len(graphs) - n_val < 2:
         return graphs, []
     labels = np.array([int(g.y) for g in graphs])
     counts = np.bincount(labels)
@@ -61,68 +89,139 @@ class GCleaner(Defense):
         validate(params)
 
     def defend(self, model: nn.Module, clean: DefenderData) -> DefenseOutcome:
-        p, seed = self.settings, self.cfg.seed
+        p, seed, k = self.settings, self.cfg.seed, clean.num_classes
         model = model.eval()
-        graphs = _pseudo_labelled(model, clean.graphs) if p.pseudo_labels else list(clean.graphs)
+        graphs = pseudo_labelled(model, clean.graphs) if p.pseudo_labels else list(clean.graphs)
+        metrics: dict[str, float] = {"n_clean": float(len(graphs))}
+        if len(graphs) < MIN_CLEAN:
+            return _unchanged(model, metrics, 1, f"{len(graphs)} clean graphs, at least {MIN_CLEAN} needed")
         fit_graphs, val_graphs = split_clean(graphs, p.val_fraction, seed)
+        guard_graphs = val_graphs or fit_graphs
         log.info("gcleaner: %d fit / %d validation clean graphs", len(fit_graphs), len(val_graphs))
+        if not val_graphs:
+            log.warning(
+                "gcleaner: no validation part (%d clean graphs); detection and the guard use the fit graphs",
+                len(graphs),
+            )
+        metrics.update({"n_fit": float(len(fit_graphs)), "n_val": float(len(val_graphs))})
+        metrics["val_acc_before"] = prediction_signals(model, guard_graphs, k)["acc"]
 
         t0 = time.perf_counter()
-        rec = recover(model, fit_graphs, clean.featurizer, clean.num_classes, p, seed)
+        rec = recover(model, fit_graphs, clean.featurizer, k, p, seed, val_graphs)
+        metrics["recovery_seconds"] = time.perf_counter() - t0
+        target = rec.target  # the defender's estimate of the backdoor's class (never the real one)
+        metrics.update(
+            {
+                "backdoor_believed": float(rec.believed),
+                "believed_class": float(target),
+                "recovery_flip_class": float(target),
+                "detection_gap": rec.gap,
+                "detection_anomaly_index": rec.anomaly_index,
+                "recovery_own_flip": rec.chosen.flip,
+                "recovery_own_similarity": rec.chosen.similarity,
+                "recovery_loss": rec.chosen.loss,
+                "chosen_restart": float(rec.chosen.restart),
+            }
+        )
+        for e in rec.evidence:
+            metrics[f"class{e.cls}_flip"] = e.flip
+            metrics[f"class{e.cls}_fit_flip"] = e.fit_flip
+            metrics[f"class{e.cls}_similarity"] = e.similarity
+        injector = rec.trigger.inject
+        if not rec.believed and p.require_detection:
+            metrics["val_acc_after"] = metrics["val_acc_before"]
+            metrics["val_flip_after"] = rec.chosen.flip
+            return _unchanged(model, metrics, 2, "see the class evidence above", injector)
+
         fit_triggered = rec.trigger.inject(fit_graphs, rec.placement)
-        val_triggered = rec.trigger.inject(val_graphs) if val_graphs else []
-        recovery_seconds = time.perf_counter() - t0
-        target = rec.flip.target  # the defender's estimate of the backdoor's class (never the real one)
+        val_triggered = rec.trigger.inject(val_graphs, rec.val_placement) if val_graphs else []
+        # the flip rate the guard watches is measured where the detection evidence was: on the validation
+        # graphs, or on all the defender's graphs when too few validation graphs are eligible
+        if rec.chosen.held_out:
+            flip_graphs, flip_triggered = val_graphs, val_triggered
+        else:
+            flip_graphs, flip_triggered = fit_graphs + val_graphs, fit_triggered + val_triggered
 
         def signals(m: nn.Module) -> dict[str, float]:
-            out = {
-                "fit_flip": _rate(flip_rate(m, fit_graphs, fit_triggered, clean.num_classes, target)),
+            pred = prediction_signals(m, guard_graphs, k)
+            all_pred = prediction_signals(m, graphs, k)
+            return {
+                "val_acc": pred["acc"],
+                "val_flip": flip_rate(m, flip_graphs, flip_triggered, k, target).rate,
+                "fit_flip": flip_rate(m, fit_graphs, fit_triggered, k, target).rate,
+                "balance_shift": all_pred["balance_shift"],
+                "collapsed": all_pred["collapsed"],
             }
-            out["val_acc"] = evaluate(m, val_graphs).acc  # NaN without a validation part
-            out["val_flip"] = _rate(flip_rate(m, val_graphs, val_triggered, clean.num_classes, target))
-            return out
 
         before = signals(model)
+        metrics.update({f"{key}_before": v for key, v in before.items()})
         t1 = time.perf_counter()
         teacher = make_teacher(model, fit_graphs, p, seed)
         student = copy.deepcopy(model)
-        history = unlearn(
-            student, teacher, fit_graphs, fit_triggered, p, seed, on_epoch=lambda e, row: signals(student)
-        )
-        unlearn_seconds = time.perf_counter() - t1
-        after = signals(student)
+        best: dict[str, Any] = {"score": None, "epoch": -1, "state": None}
 
-        metrics: dict[str, float] = {
-            "recovery_seconds": recovery_seconds,
-            "unlearn_seconds": unlearn_seconds,
-            "recovery_loss": rec.loss,
-            "recovery_own_similarity": rec.similarity,
-            "recovery_own_flip": rec.flip.rate,
-            "recovery_flip_class": float(target),
-            "chosen_restart": float(rec.restart),
-            "n_fit": float(len(fit_graphs)),
-            "n_val": float(len(val_graphs)),
-        }
-        for key, value in before.items():
-            metrics[f"{key}_before"] = value
-        for key, value in after.items():
-            metrics[f"{key}_after"] = value
-        for row in rec.restarts:
-            r = int(row["restart"])
-            metrics[f"restart{r}_flip"] = row["flip"]
-            metrics[f"restart{r}_similarity"] = row["similarity"]
-        return DefenseOutcome(student.eval(), metrics, history, rec.trigger.inject)
+        def on_epoch(epoch: int, row: dict[str, float]) -> dict[str, float]:
+            sig = signals(student)
+            ok, why = _guard(sig, before, p)
+            score = _score(sig)
+            better = best["score"] is None or p.keep == "last" or score >= best["score"]
+            if ok and better:
+                best.update(score=score, epoch=epoch, state=copy.deepcopy(student.state_dict()))
+            out = {
+                **sig,
+                "guard_ok": float(ok),
+                "selected_score": _score(before) if best["score"] is None else best["score"],
+            }
+            if not ok:
+                log.debug("unlearning epoch %d rejected: %s", epoch, why)
+            if self.on_epoch is not None and self.on_epoch(epoch, {**row, **out}) is True:
+                raise EarlyStop(out)
+            return out
+
+        history = unlearn(student, teacher, fit_graphs, fit_triggered, p, seed, on_epoch=on_epoch)
+        metrics["unlearn_seconds"] = time.perf_counter() - t1
+        metrics["epochs_run"] = float(len(history))
+        if best["state"] is None:
+            last = history[-1] if history else {}
+            why = _guard({key: last.get(key, float("nan")) for key in before}, before, p)[1]
+            metrics.update({f"{key}_after": v for key, v in before.items()})
+            out = _unchanged(model, metrics, 3, f"last epoch: {why}", injector)
+            out.history = history
+            return out
+        student.load_state_dict(best["state"])
+        student.eval()
+        metrics["best_epoch"] = float(best["epoch"])
+        metrics.update({f"{key}_after": v for key, v in signals(student).items()})
+        metrics.update({"returned_input": 0.0, "unchanged_reason": 0.0})
+        log.info("gcleaner: unlearned class %d, kept epoch %d of %d", target, best["epoch"], len(history))
+        return DefenseOutcome(student, metrics, history, injector)
 
 
-def _pseudo_labelled(model: nn.Module, graphs: Sequence[Data]) -> list[Data]:
-    """Copies of ``graphs`` labelled with ``model``'s predictions."""
-    out = []
-    for g, pred in zip(graphs, predict(model, graphs)):
-        g = g.clone()
-        g.y = pred.view(1)
-        out.append(g)
-    return out
+def _score(sig: dict[str, float]) -> float:
+    """What the guard maximises among accepted epochs: validation accuracy − validation flip rate, with the
+    fit flip rate breaking ties."""
+    flip = 0.0 if sig["val_flip"] != sig["val_flip"] else sig["val_flip"]
+    fit = 0.0 if sig["fit_flip"] != sig["fit_flip"] else sig["fit_flip"]
+    return sig["val_acc"] - flip - 0.01 * fit
 
 
-def _rate(stats: FlipStats) -> float:
-    return stats.rate
+def _guard(sig: dict[str, float], before: dict[str, float], p: GCleanerParams) -> tuple[bool, str]:
+    if sig["collapsed"] >= 1:
+        return False, "predicts one class for every clean graph"
+    if not sig["val_acc"] >= before["val_acc"] - p.max_acc_drop - 1e-9:
+        return False, f"validation accuracy {sig['val_acc']:.3f} < {before['val_acc']:.3f} - {p.max_acc_drop}"
+    flip_before = before["val_flip"] if before["val_flip"] == before["val_flip"] else before["fit_flip"]
+    flip_now = sig["val_flip"] if sig["val_flip"] == sig["val_flip"] else sig["fit_flip"]
+    if not flip_before - flip_now >= p.min_flip_drop - 1e-9:
+        return False, f"flip rate {flip_now:.3f} not {p.min_flip_drop} below {flip_before:.3f}"
+    if not sig["balance_shift"] <= before["balance_shift"] + p.max_balance_shift + 1e-9:
+        return False, f"class shares moved by {sig['balance_shift']:.3f}"
+    return True, "ok"
+
+
+def _unchanged(
+    model: nn.Module, metrics: dict[str, float], reason: int, detail: str, injector: Any = None
+) -> DefenseOutcome:
+    log.warning("gcleaner returns the input model unchanged: %s (%s)", REASONS[reason], detail)
+    metrics.update({"returned_input": 1.0, "unchanged_reason": float(reason)})
+    return DefenseOutcome(copy.deepcopy(model).eval(), metrics, [], injector)

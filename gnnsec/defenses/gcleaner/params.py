@@ -18,20 +18,28 @@ from gnnsec.errors import ConfigError
 OPTIMIZERS = ("adam", "sgd")
 STUDENT_BN = ("frozen", "train")
 SIMILARITY_ON = ("logits", "embedding")
+KEEP = ("last", "best")
 
 
 @dataclass(frozen=True)
 class GCleanerParams:
     # ---- trigger recovery (section 4.3, Eq. 6-8) ----
     recovery_explainer: str = "gnnexplainer"  # any NODE_EXPLAINERS name: where the trigger goes
-    n: int = 3  # trigger nodes (Table 8: 1..7)
+    n: int = 5  # trigger nodes (Table 8: 1..7; 3 cannot reach some AIDS Sub-BA backdoors, see the protocol)
     threshold: float = 0.9  # T of Eq. 8: hinge on the pairwise cosine similarity
     similarity_on: str = "logits"  # F(G) of Eq. 7: the model's output (logits) or its readout embedding
     recovery_epochs: int = 20
     recovery_lr: float = 0.01
     recovery_batch_size: int = 16
     generator_hidden: int = 64
-    restarts: int = 5  # independent recoveries; the defender keeps the one its own signals rate best
+    restarts: int = 2  # independent recoveries per class; the defender keeps the one its signals rate best
+    # per-class search (Neural-Cleanse style, see recovery.py): weight of the cross-entropy towards the
+    # class being tried; 0 = the paper's class-agnostic Eq. 8 recovery, run once
+    class_weight: float = 1.0
+    # ---- detection: is the model backdoored, and which class? ----
+    detect_flip: float = 0.5  # the outlier class's held-out flip rate must reach this ...
+    detect_gap: float = 0.4  # ... and exceed the median flip rate of the other classes by this
+    require_detection: bool = True  # False: unlearn the top class's trigger even when nothing stands out
     # ---- unlearning (section 4.4, Eq. 9-14) ----
     unlearn_epochs: int = 30
     lr: float = 1e-2
@@ -46,8 +54,12 @@ class GCleanerParams:
     student_bn: str = "frozen"  # BatchNorm running statistics of the student: frozen | train
     teacher_epochs: int = 30  # fine-tuning of the teacher on the clean fit part (Adam)
     teacher_lr: float = 1e-3
-    # ---- the defender's own validation ----
-    val_fraction: float = 0.25  # of the clean set held out for validation ACC / flip rate (0: none)
+    # ---- the defender's own validation and the "do no harm" guard ----
+    val_fraction: float = 0.4  # of the clean set held out for validation ACC / flip rate (0: none)
+    max_acc_drop: float = 0.0  # an epoch may lose at most this validation accuracy vs the input model
+    min_flip_drop: float = 0.3  # ... must lower the validation flip rate by at least this
+    max_balance_shift: float = 0.2  # ... and may move the predicted class shares at most this (TV distance)
+    keep: str = "last"  # which accepted epoch is returned: the last one, or the best by val_acc - val_flip
     # label the clean graphs with the backdoored model's own predictions: for auxiliary clean data from
     # another dataset (Table 5), whose labels do not mean the model's classes
     pseudo_labels: bool = False
@@ -85,6 +97,12 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "recovery_batch_size": (2, None),
     "generator_hidden": (1, None),
     "restarts": (1, None),
+    "class_weight": (0.0, None),
+    "detect_flip": (0.0, 1.0),
+    "detect_gap": (0.0, 1.0),
+    "max_acc_drop": (0.0, 1.0),
+    "min_flip_drop": (0.0, 1.0),
+    "max_balance_shift": (0.0, 1.0),
     "unlearn_epochs": (1, None),
     "momentum": (0.0, 0.999),
     "lam": (0.0, None),
@@ -108,7 +126,12 @@ def _choices(key: str) -> list[str] | tuple[str, ...] | None:
         from gnnsec.explain import HEATMAPS
 
         return HEATMAPS.names()
-    return {"optimizer": OPTIMIZERS, "student_bn": STUDENT_BN, "similarity_on": SIMILARITY_ON}.get(key)
+    return {
+        "optimizer": OPTIMIZERS,
+        "student_bn": STUDENT_BN,
+        "similarity_on": SIMILARITY_ON,
+        "keep": KEEP,
+    }.get(key)
 
 
 def validate(raw: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ used in the backward pass, as for binary neural networks). The triggered graph k
 internal to the n nodes (weight 1) and gets *all* candidate pairs among them with edge weight = binarised
 A_t, so the backdoored model sees exactly the binarised trigger while gradients reach the generator (a
 weight multiplies a message; 0 is a removed edge). Degree features follow the weighted degree (see
-:func:`degree_onehot`); native features of the n nodes are replaced by X_t.
+:func:`gnnsec.data.features.degree_onehot`); native features of the n nodes are replaced by X_t.
 
 The generator minimises the hinge of Eq. 8 with the sign that makes triggered graphs *similar*::
 
@@ -18,9 +18,15 @@ The generator minimises the hinge of Eq. 8 with the sign that makes triggered gr
 
 on the backdoored model's outputs F(G') (``similarity_on``: logits by default, or the readout embedding;
 see the package docstring), as a mean instead of the paper's sum (only the step size differs).
-Recovery can land on a trigger the backdoor ignores, so it is restarted and the defender keeps the restart
-its own signals rate best: how strongly the trigger flips its clean graphs to one common class
-(:func:`flip_rate`), then the embeddings' similarity.
+
+Departure (the defender must find the backdoor's class, which Eq. 8 alone does not name): recovery runs
+once per class c, on the clean graphs of the other classes, with ``L_t + class_weight · CE(F(G'), c)``
+(the per-class trigger search of Neural Cleanse, Wang et al., S&P 2019). Each class's trigger is scored by
+how many correctly classified graphs of other classes it sends to c on the defender's *validation* graphs
+(held out from the generator, so a graph-specific adversarial trigger does not score); the class that
+stands out is the backdoor's class, and the model is believed backdoored only when it stands out enough
+(:func:`recover`). Within a class, restarts are ranked by flip rate on the fit graphs, with the
+similarity breaking near-ties.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from gnnsec.attacks.base import top_k_per_graph
-from gnnsec.attacks.inject import replace_subgraph
+from gnnsec.attacks.inject import binarize, replace_subgraph, soft_inject
 from gnnsec.data.features import Featurizer
 from gnnsec.defenses.gcleaner.params import GCleanerParams
+from gnnsec.defenses.gcleaner.signals import anomaly_index, flip_rate
 from gnnsec.explain import node_importance
 from gnnsec.models.graph import ModelOutput
 from gnnsec.similarity import mean_pairwise_cosine
-from gnnsec.train import make_loader, predict
+from gnnsec.train import make_loader
 
 log = logging.getLogger(__name__)
 
@@ -77,41 +84,6 @@ class TriggerGenerator(nn.Module):
             adj[:, self.iu[0], self.iu[1]] = torch.sigmoid(self.w_a(h))
             adj = adj + adj.transpose(1, 2)
         return feats, adj
-
-
-class _StraightThrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, soft: Tensor) -> Tensor:  # noqa: ANN001
-        return (soft > 0.5).to(soft.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
-        return grad
-
-
-def binarize(soft: Tensor) -> Tensor:
-    """Forward: exactly 0/1 (soft > 0.5). Backward: identity onto ``soft`` (straight-through estimator)."""
-    return _StraightThrough.apply(soft)
-
-
-def degree_onehot(edge_index: Tensor, edge_weight: Tensor, num_nodes: int, cap: int) -> Tensor:
-    """One-hot of the clipped weighted degree, differentiable in the edge weights.
-
-    With d the weighted in-degree clipped to [0, cap], the row is the linear interpolation between the
-    one-hots of ⌊d⌋ and ⌊d⌋+1 with weights (1 − frac(d), frac(d)). Binarised weights make d an integer, so
-    the forward value is exactly :meth:`Featurizer.degree_features`; the gradient moves mass to the next
-    degree bin as the degree grows.
-    """
-    deg = torch.zeros(num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
-    deg = deg.index_add(0, edge_index[1], edge_weight).clamp(0, cap)
-    low = deg.detach().floor().clamp(max=cap)
-    frac = deg - low
-    low_i = low.long()
-    high_i = (low_i + 1).clamp(max=cap)
-    out = deg.new_zeros(num_nodes, cap + 1)
-    rows = torch.arange(num_nodes, device=deg.device)
-    out = out.index_put((rows, low_i), 1 - frac, accumulate=True)
-    return out.index_put((rows, high_i), frac, accumulate=True)
 
 
 # ---- positions and injection -------------------------------------------------------------------------
@@ -153,68 +125,7 @@ def selected_features(batch: Batch, place: Placement) -> Tensor:
     return batch.x[gpos] * mask.unsqueeze(-1).to(batch.x.dtype)
 
 
-def soft_inject(
-    batch: Batch, place: Placement, adj: Tensor, feats: Tensor, featurizer: Featurizer
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The triggered batch as (x, edge_index, edge_weight), differentiable in ``adj`` and ``feats``.
-
-    ``adj`` [B, n, n] is the binarised adjacency (0/1 forward, straight-through backward).
-    """
-    device = batch.x.device
-    pos, mask = place.positions.to(device), place.mask.to(device)
-    B, n = pos.shape
-    gpos = batch.ptr[:-1].view(-1, 1) + pos
-    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
-    in_trigger[gpos[mask]] = True
-    src, dst = batch.edge_index
-    keep = ~(in_trigger[src] & in_trigger[dst])
-    off_diag = ~torch.eye(n, dtype=torch.bool, device=device)
-    pair_ok = mask.unsqueeze(2) & mask.unsqueeze(1) & off_diag
-    b, i, j = torch.nonzero(pair_ok, as_tuple=True)
-    edge_index = torch.cat([batch.edge_index[:, keep], torch.stack([gpos[b, i], gpos[b, j]])], 1)
-    weight = torch.cat([adj.new_ones(int(keep.sum())), adj[b, i, j]])
-    if featurizer.mode == "degree":
-        x = degree_onehot(edge_index, weight, batch.num_nodes, featurizer.degree_cap)
-    else:
-        x = batch.x.index_put((gpos[mask],), feats[mask].to(batch.x.dtype))
-    return x, edge_index, weight
-
-
 # ---- the defender's signals ----------------------------------------------------------------------------
-@dataclass
-class FlipStats:
-    """How strongly a trigger moves clean graphs to one common class ``target`` (the defender's estimate).
-
-    ``rate`` = share of the graphs the model classifies correctly without the trigger, whose label is not
-    ``target``, that the trigger sends to ``target``; ``target`` maximises it unless it is given.
-    """
-
-    rate: float
-    target: int
-    n: int
-
-
-def flip_rate(
-    model: nn.Module,
-    clean: Sequence[Data],
-    triggered: Sequence[Data],
-    num_classes: int,
-    target: int | None = None,
-) -> FlipStats:
-    if len(clean) == 0:
-        return FlipStats(float("nan"), -1 if target is None else target, 0)
-    labels = torch.cat([g.y.view(-1) for g in clean]).cpu()
-    before, after = predict(model, clean), predict(model, triggered)
-    best = FlipStats(float("nan"), -1, 0)
-    for c in range(num_classes) if target is None else [target]:
-        eligible = (labels != c) & (before == labels)
-        count = int(eligible.sum())
-        rate = float((after[eligible] == c).float().mean()) if count else float("nan")
-        if best.target < 0 or (count and (best.rate != best.rate or rate > best.rate)):
-            best = FlipStats(rate, c, count)
-    return best
-
-
 def similarity_hinge(emb: Tensor, threshold: float) -> Tensor:
     """Eq. 8 with −L_pq = cos: mean over ordered pairs p ≠ q of max(0, T − cos(e_p, e_q))."""
     n = emb.size(0)
@@ -278,14 +189,34 @@ class RecoveredTrigger:
 
 
 @dataclass
-class RecoveryResult:
-    trigger: RecoveredTrigger
+class ClassEvidence:
+    """How easily a recovered n-node trigger sends clean graphs of *other* classes to class ``cls``."""
+
+    cls: int
+    flip: float  # on the validation graphs (held out from the generator), else on all (fit + validation)
+    n: int  # graphs the flip rate was measured on
+    fit_flip: float  # on the fit graphs the generator was trained on
+    similarity: float  # mean pairwise cosine of the model's outputs on the triggered fit graphs
+    loss: float  # recovery objective on the fit graphs
     restart: int
-    loss: float  # Eq. 8 on the defender's fit graphs with the binarised trigger
-    similarity: float  # mean pairwise cosine of the model's outputs on them (``similarity_on`` space)
-    flip: FlipStats
+    held_out: bool  # ``flip`` is measured on the validation graphs only
+
+
+@dataclass
+class RecoveryResult:
+    trigger: RecoveredTrigger  # the trigger of the class the defender believes is the backdoor's
+    target: int  # that class (the defender's estimate; never the real target label)
+    believed: bool  # whether the evidence says the model is backdoored at all
+    gap: float  # flip of ``target`` minus the median flip of the other classes
+    anomaly_index: float  # Neural-Cleanse MAD anomaly index of ``target`` (NaN for fewer than 3 classes)
+    evidence: list[ClassEvidence]
     restarts: list[dict[str, float]]
     placement: Placement  # of the fit graphs
+    val_placement: Placement | None  # of the validation graphs
+
+    @property
+    def chosen(self) -> ClassEvidence:
+        return next(e for e in self.evidence if e.cls == self.target)
 
 
 def _train_generator(
@@ -295,9 +226,10 @@ def _train_generator(
     featurizer: Featurizer,
     p: GCleanerParams,
     seed: int,
+    target: int | None,
 ) -> tuple[TriggerGenerator, float]:
-    """Train one generator; return it at the epoch with the lowest Eq. 8 loss on all ``graphs`` (binarised
-    trigger, evaluated after every epoch), and that loss."""
+    """Train one generator; return it at the epoch with the lowest recovery loss on all ``graphs``
+    (binarised trigger, evaluated after every epoch), and that loss."""
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     gen = TriggerGenerator(p.n, graphs[0].x.size(1), p.generator_hidden).to(device)
@@ -312,7 +244,7 @@ def _train_generator(
             if len(idx) < 2:
                 continue
             batch = Batch.from_data_list([graphs[int(i)] for i in idx]).to(device)
-            loss = _recovery_loss(model, gen, batch, place.index(idx), featurizer, p)
+            loss = _recovery_loss(model, gen, batch, place.index(idx), featurizer, p, target)
             if not loss.requires_grad:  # n = 1 with degree features: no edge to learn, features follow degree
                 continue
             opt.zero_grad()
@@ -320,8 +252,8 @@ def _train_generator(
             opt.step()
         gen.eval()
         with torch.no_grad():
-            loss = float(_recovery_loss(model, gen, full, place, featurizer, p))
-        log.debug("recovery epoch %d: similarity loss %.4f", epoch, loss)
+            loss = float(_recovery_loss(model, gen, full, place, featurizer, p, target))
+        log.debug("recovery epoch %d: loss %.4f", epoch, loss)
         if loss < best_loss:
             best_loss, best_state = loss, copy.deepcopy(gen.state_dict())
     gen.load_state_dict(best_state)
@@ -335,11 +267,17 @@ def _recovery_loss(
     place: Placement,
     featurizer: Featurizer,
     p: GCleanerParams,
+    target: int | None,
 ) -> Tensor:
+    """Eq. 8 (similarity hinge), plus ``class_weight`` × cross-entropy towards ``target`` when given."""
     feats, adj = gen(selected_features(batch, place))
-    x, ei, w = soft_inject(batch, place, binarize(adj), feats, featurizer)
+    x, ei, w = soft_inject(batch, place.positions, place.mask, binarize(adj), feats, featurizer)
     out = model.forward_full(x, ei, batch.batch, w)
-    return similarity_hinge(_space(out, p.similarity_on), p.threshold)
+    loss = similarity_hinge(_space(out, p.similarity_on), p.threshold)
+    if target is not None and p.class_weight > 0:
+        labels = torch.full((batch.num_graphs,), target, dtype=torch.long, device=out.logits.device)
+        loss = loss + p.class_weight * nn.functional.cross_entropy(out.logits, labels)
+    return loss
 
 
 def _space(out: ModelOutput, name: str) -> Tensor:
@@ -356,6 +294,18 @@ def _outputs(model: nn.Module, graphs: Sequence[Data], space: str = "embedding")
     return torch.cat(out)
 
 
+# a class's flip rate is measured on the validation graphs when at least this many are eligible (correctly
+# classified, of another class); otherwise on all the defender's graphs (fit + validation)
+MIN_HELD_OUT = 3
+
+
+def _frozen(model: nn.Module) -> nn.Module:
+    frozen = copy.deepcopy(model).eval()
+    for param in frozen.parameters():
+        param.requires_grad_(False)
+    return frozen
+
+
 def recover(
     model: nn.Module,
     graphs: Sequence[Data],
@@ -363,38 +313,111 @@ def recover(
     num_classes: int,
     p: GCleanerParams,
     seed: int,
+    val_graphs: Sequence[Data] = (),
 ) -> RecoveryResult:
-    """Recover a trigger from the backdoored ``model`` and the defender's clean ``graphs`` (with restarts)."""
-    graphs = list(graphs)
+    """Recover one trigger per class from the backdoored ``model`` and the defender's clean fit ``graphs``,
+    measure how easily each sends other classes' graphs to its class, and pick the outlier.
+
+    With ``class_weight > 0`` (default) the generator for class c minimises Eq. 8 plus the cross-entropy
+    of the triggered fit graphs towards c (all of them, as Neural Cleanse uses every clean sample) (the per-class search of Neural Cleanse, with a
+    fixed trigger size n instead of a minimised mask norm: "how small a change" becomes "how much n nodes
+    achieve"). With ``class_weight = 0`` it is the paper's class-agnostic Eq. 8 recovery, run once, and
+    every class is scored with the same trigger. The class with the highest flip rate is the defender's
+    estimate of the backdoor's class; the model is believed backdoored when that rate is at least
+    ``detect_flip`` and exceeds the median rate of the other classes by at least ``detect_gap``.
+    """
+    graphs, val_graphs = list(graphs), list(val_graphs)
     if len(graphs) < 2:
         raise ValueError("trigger recovery needs at least 2 clean graphs")
-    frozen = copy.deepcopy(model).eval()
-    for param in frozen.parameters():
-        param.requires_grad_(False)
+    frozen = _frozen(model)
     place = least_important(p.recovery_explainer, frozen, graphs, p.n, seed)
-    best: RecoveryResult | None = None
-    best_score = -float("inf")
+    val_place = least_important(p.recovery_explainer, frozen, val_graphs, p.n, seed) if val_graphs else None
+    targeted = p.class_weight > 0
+    labels = [int(g.y) for g in graphs]
+    triggers: dict[int, RecoveredTrigger] = {}
+    evidence: list[ClassEvidence] = []
     rows: list[dict[str, float]] = []
-    for r in range(p.restarts):
-        gen, _ = _train_generator(frozen, graphs, place, featurizer, p, seed * 1000 + r)
-        trig = RecoveredTrigger(gen, frozen, featurizer, p.recovery_explainer, seed)
-        triggered = trig.inject(graphs, place)
-        emb = _outputs(frozen, triggered, p.similarity_on)
-        loss = float(similarity_hinge(emb, p.threshold))
-        sim = float(mean_pairwise_cosine(emb))
-        flip = flip_rate(frozen, graphs, triggered, num_classes)
-        score = (0.0 if flip.rate != flip.rate else flip.rate) + SIMILARITY_WEIGHT * sim
-        rows.append({"restart": r, "loss": loss, "similarity": sim, "flip": flip.rate, "target": flip.target})
+    for c in range(num_classes) if targeted else [None]:
+        if c is not None and all(y == c for y in labels):
+            continue  # no graph of another class to send to c
+        best: tuple[float, RecoveredTrigger, dict[str, float]] | None = None
+        for r in range(p.restarts):
+            rseed = seed * 1000 + 100 * (0 if c is None else c + 1) + r
+            gen, loss = _train_generator(frozen, graphs, place, featurizer, p, rseed, c)
+            trig = RecoveredTrigger(gen, frozen, featurizer, p.recovery_explainer, seed)
+            triggered = trig.inject(graphs, place)
+            sim = float(mean_pairwise_cosine(_outputs(frozen, triggered, p.similarity_on)))
+            flip = flip_rate(frozen, graphs, triggered, num_classes, c)
+            rate = 0.0 if flip.rate != flip.rate else flip.rate
+            row = {"class": float(flip.target), "restart": r, "loss": loss, "similarity": sim, "flip": rate}
+            rows.append(row)
+            log.info(
+                "recovery class %s restart %d: loss %.4f, similarity %.3f, flip %.3f to class %d",
+                "any" if c is None else c,
+                r,
+                loss,
+                sim,
+                rate,
+                flip.target,
+            )
+            score = rate + SIMILARITY_WEIGHT * sim
+            if best is None or score > best[0]:
+                best = (score, trig, row)
+        assert best is not None
+        _, trig, row = best
+        fit_trig = trig.inject(graphs, place)
+        val_trig = trig.inject(val_graphs, val_place) if val_graphs else []
+        for k in range(num_classes) if c is None else [c]:
+            fit_flip = flip_rate(frozen, graphs, fit_trig, num_classes, k)
+            held = flip_rate(frozen, val_graphs, val_trig, num_classes, k) if val_graphs else None
+            use_held = held is not None and held.n >= MIN_HELD_OUT
+            # too few eligible validation graphs: all the defender's graphs (fit + validation)
+            chosen = (
+                held
+                if use_held
+                else flip_rate(frozen, graphs + val_graphs, fit_trig + val_trig, num_classes, k)
+            )
+            evidence.append(
+                ClassEvidence(
+                    cls=k,
+                    flip=0.0 if chosen.rate != chosen.rate else chosen.rate,  # type: ignore[union-attr]
+                    n=chosen.n,  # type: ignore[union-attr]
+                    fit_flip=fit_flip.rate,
+                    similarity=row["similarity"],
+                    loss=row["loss"],
+                    restart=int(row["restart"]),
+                    held_out=use_held,
+                )
+            )
+            triggers[k] = trig
+    if not evidence:
+        raise ValueError("trigger recovery needs at least 2 clean graphs outside some class")
+    flips = torch.tensor([e.flip for e in evidence])
+    top = int(flips.argmax())
+    target = evidence[top].cls
+    others = torch.cat([flips[:top], flips[top + 1 :]])
+    gap = float(flips[top] - others.median()) if len(others) else float(flips[top])
+    anomaly = anomaly_index(flips, top)
+    believed = bool(flips[top] >= p.detect_flip and gap >= p.detect_gap)
+    for e in evidence:
         log.info(
-            "recovery restart %d: loss %.4f, similarity %.3f, flip %.3f to class %d",
-            r,
-            loss,
-            sim,
-            flip.rate,
-            flip.target,
+            "class %d evidence: flip %.3f on %d %s graphs (fit flip %.3f, similarity %.3f)",
+            e.cls,
+            e.flip,
+            e.n,
+            "validation" if e.held_out else "fit",
+            e.fit_flip,
+            e.similarity,
         )
-        if score > best_score:
-            best_score = score
-            best = RecoveryResult(trig, r, loss, sim, flip, rows, place)
-    assert best is not None
-    return best
+    log.info(
+        "recovery verdict: %s (class %d, flip %.3f, gap %.3f, anomaly index %.2f; thresholds flip >= %.2f, "
+        "gap >= %.2f)",
+        "backdoored" if believed else "no backdoor found",
+        target,
+        float(flips[top]),
+        gap,
+        anomaly,
+        p.detect_flip,
+        p.detect_gap,
+    )
+    return RecoveryResult(triggers[target], target, believed, gap, anomaly, evidence, rows, place, val_place)

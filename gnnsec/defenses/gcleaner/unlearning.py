@@ -112,6 +112,11 @@ def make_optimizer(params: Sequence[nn.Parameter] | object, p: GCleanerParams) -
     return torch.optim.Adam(params, lr=p.lr)  # type: ignore[arg-type]
 
 
+class EarlyStop(Exception):
+    """Raised by an ``on_epoch`` callback to end unlearning after the current epoch (e.g. ASHA said so);
+    its optional argument is the callback's row (kept in the history)."""
+
+
 def unlearn(
     student: nn.Module,
     teacher: nn.Module,
@@ -121,7 +126,10 @@ def unlearn(
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``student`` in place on the aligned pairs; one history row per epoch (+ ``on_epoch``'s values)."""
+    """Train ``student`` in place on the aligned pairs; one history row per epoch (+ ``on_epoch``'s values).
+
+    ``on_epoch(epoch, row)`` runs after every epoch with the student in eval mode; it may raise
+    :class:`EarlyStop` to end training there (the row it was given is kept)."""
     device = next(student.parameters()).device
     opt = make_optimizer(student.parameters(), p)
     order = torch.Generator().manual_seed(seed)
@@ -149,8 +157,16 @@ def unlearn(
             sums["l_explain"] += terms.explain * k
         row = {"epoch": float(epoch), **{key: v / max(len(clean), 1) for key, v in sums.items()}}
         student.eval()
+        stop = False
         if on_epoch is not None:
-            row.update(on_epoch(epoch, row))
+            try:
+                row.update(on_epoch(epoch, row))
+            except EarlyStop as err:
+                row.update(err.args[0] if err.args else {})
+                stop = True
         history.append(row)
+        if stop:
+            log.info("unlearning stopped early after epoch %d", epoch)
+            break
     student.eval()
     return history
