@@ -393,7 +393,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _ui_url(uri: str, host: str, port: int, experiment: str | None) -> str:
-    """``http://host:port/#/experiments/<id>/runs`` for ``experiment`` (default: the latest gnnsec one)."""
+    """The runs page of ``experiment`` (default: the latest gnnsec one) in the saved ACC/ASR view."""
     base = f"http://{host}:{port}"
     try:
         from gnnsec.report.runs import experiment_id
@@ -402,7 +402,9 @@ def _ui_url(uri: str, host: str, port: int, experiment: str | None) -> str:
     except Exception:  # the store may not exist yet; the UI still starts
         log.debug("no experiment to link", exc_info=True)
         return base
-    return f"{base}/#/experiments/{exp_id}/runs" if exp_id else base
+    from gnnsec.tracking import RESULTS_VIEW
+
+    return f"{base}/#/experiments/{exp_id}/runs?viewStateShareKey={RESULTS_VIEW}" if exp_id else base
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,23 @@ ERROR_TAG = "gnnsec.error"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT
+# Saved runs-table views: the MLflow UI loads the experiment tag ``mlflow.sharedViewState.<key>`` (JSON view
+# state) when the runs page is opened with ``?viewStateShareKey=<key>`` (its own "Share" button does this).
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+RESULTS_VIEW = "gnnsec-results"
+RESULTS_BY_SUBSWEEP_VIEW = "gnnsec-by-subsweep"
+RESULT_COLUMNS = (
+    ("attributes", "Dataset"),
+    ("tags", SUBSWEEP_TAG),
+    ("params", "attack.name"),
+    ("params", "defense.name"),
+    ("metrics", "backdoor_asr"),
+    ("metrics", "backdoor_acc"),
+    ("metrics", "defended_asr"),
+    ("metrics", "defended_acc"),
+    ("metrics", "clean_asr"),
+    ("metrics", "clean_acc"),
+)
 # MLflow's per-request limits (mlflow.utils.validation): 1000 metrics, 100 params/tags per log_batch.
 _METRICS_PER_BATCH = 1000
 _PARAMS_PER_BATCH = 100
@@ -366,6 +383,9 @@ def ensure_experiment(
     """The id of experiment ``name``, created (once) if missing; a deleted one is restored. It always carries
     ``mlflow.experimentKind = custom_model_development`` (also added to experiments made by older code)."""
     all_tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, **dict(tags or {})}
+    all_tags.update(
+        {SHARED_VIEW_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in results_views().items()}
+    )
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
@@ -378,7 +398,25 @@ def ensure_experiment(
         client.restore_experiment(exp.experiment_id)
     if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
         client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    save_results_views(client, exp.experiment_id, exp.tags)
     return exp.experiment_id
+
+
+def results_views() -> dict[str, dict[str, Any]]:
+    """Runs-table states for the MLflow UI: ACC/ASR columns per run, and the same grouped by sub-sweep
+    (rows aggregate to the mean over each sub-sweep's runs, expandable)."""
+    columns = [f"{kind}.`{name}`" for kind, name in RESULT_COLUMNS]
+    base = {"selectedColumns": columns, "orderByKey": "attributes.start_time", "orderByAsc": False}
+    group = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": SUBSWEEP_TAG}]}
+    return {RESULTS_VIEW: base, RESULTS_BY_SUBSWEEP_VIEW: {**base, "groupBy": group}}
+
+
+def save_results_views(client: Any, experiment_id: str, existing: Mapping[str, str] | None = None) -> None:
+    """Store :func:`results_views` as the experiment's shared view states (idempotent)."""
+    for key, state in results_views().items():
+        value = json.dumps(state, sort_keys=True)
+        if (existing or {}).get(SHARED_VIEW_PREFIX + key) != value:
+            client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, value)
 
 
 def dataset_input(config: Mapping[str, Any]) -> Any:

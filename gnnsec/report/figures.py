@@ -248,7 +248,7 @@ def fig5(runs: pd.DataFrame, reference: Path | str | None = None) -> FigureResul
         classes = sorted(part["cls"].unique())
         for i, model in enumerate(models):
             g = part[part["model"] == model].set_index("cls").reindex(classes)
-            bars = ax.bar(
+            ax.bar(
                 np.arange(len(classes)) + (i - 1) * 0.27,
                 g["mean"],
                 0.27,
@@ -256,7 +256,6 @@ def fig5(runs: pd.DataFrame, reference: Path | str | None = None) -> FigureResul
                 capsize=2,
                 label=model,
             )
-            bars.set_gid(model)
         ax.set_xticks(range(len(classes)), [f"class {c}" for c in classes])
         ax.set_title(panel, fontsize=10)
         ax.set_ylabel("test accuracy (%)")

@@ -123,7 +123,9 @@ def _num(v: float, metric: str) -> str:
         return "n/a"
     if metric in PERCENT:
         return f"{v:.2f}"
-    return f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    if float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if abs(v) < 1 else f"{v:,.2f}"
 
 
 def cell(mean: float, std: float, paper: float, metric: str) -> str:

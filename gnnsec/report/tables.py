@@ -72,7 +72,7 @@ def table2(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
         if s.get("task") != "graph":
             continue
         for m in ("graphs", "avg_nodes", "avg_edges", "classes"):
-            rows.append({"dataset": name, "metric": m, "ours_mean": float(s[m]), "ours_std": 0.0})
+            rows.append({"dataset": name, "metric": m, "ours_mean": float(s[m]), "ours_std": float("nan")})
         rows.append({"dataset": name, "metric": "graphs_per_class", "ours": s["graphs_per_class"]})
     frame = pd.DataFrame(rows, columns=["dataset", "metric", "ours_mean", "ours_std", "ours"])
     frame["seeds"], frame["runs"], frame["graphs"] = 1, 1, float("nan")
