@@ -21,20 +21,19 @@ The CLI commands that use this module (``gnnsec ui``, ``gnnsec sweep``, ``gnnsec
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
-import math
 import os
-import platform
-import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gnnsec.provenance import environment_tags, git_commit
+
+__all__ = ["TrackerSettings", "TrialTracker", "environment_tags", "git_commit"]  # + the helpers below
 log = logging.getLogger(__name__)
 
 RUN_DIR_ENV = "GNNSEC_RUN_DIR"
@@ -53,24 +52,12 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_D
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 RESULTS_VIEW = "gnnsec-results"
 RESULTS_BY_SUBSWEEP_VIEW = "gnnsec-by-subsweep"
-RESULT_COLUMNS = (
-    ("attributes", "Dataset"),
-    ("tags", SUBSWEEP_TAG),
-    ("params", "attack.name"),
-    ("params", "defense.name"),
-    ("metrics", "backdoor_asr"),
-    ("metrics", "backdoor_acc"),
-    ("metrics", "defended_asr"),
-    ("metrics", "defended_acc"),
-    ("metrics", "clean_asr"),
-    ("metrics", "clean_acc"),
-)
+RESULT_METRICS = ("backdoor_asr", "backdoor_acc", "defended_asr", "defended_acc", "clean_asr", "clean_acc")
 # MLflow's per-request limits (mlflow.utils.validation): 1000 metrics, 100 params/tags per log_batch.
 _METRICS_PER_BATCH = 1000
 _PARAMS_PER_BATCH = 100
 _MAX_PARAM_LEN = 6000
 _MAX_TAG_LEN = 8000
-_PACKAGES = ("torch", "torch_geometric", "scikit-learn", "numpy", "pandas", "mlflow", "ray", "optuna")
 
 
 # ---- where things go -----------------------------------------------------------------------------------
@@ -113,63 +100,6 @@ def flatten(tree: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
 
 def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_name(config: Mapping[str, Any], subsweep: str | None = None) -> str:
-    """A readable run name from a TrialConfig dict: ``main/AIDS/GIN/sub_ba/gcleaner/s0``."""
-    parts = [subsweep] if subsweep else []
-    parts += [config.get("data", {}).get("dataset", "?"), config.get("model", {}).get("name", "?")]
-    for section in ("attack", "defense"):
-        if config.get(section):
-            parts.append(str(config[section].get("name")))
-    parts.append(f"s{config.get('train', {}).get('seed', 0)}")
-    return "/".join(str(p) for p in parts)
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit of the checkout gnnsec is imported from (``unknown`` outside a git checkout)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
-        )
-        commit = out.stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment_tags() -> dict[str, str]:
-    from gnnsec import __version__
-
-    return {
-        "gnnsec.version": __version__,
-        "gnnsec.git_commit": git_commit(),
-        "gnnsec.driver_host": platform.node(),
-        "gnnsec.python": platform.python_version(),
-        "gnnsec.packages": package_versions(),
-    }
-
-
-def package_versions(names: Sequence[str] = _PACKAGES) -> str:
-    """``torch=2.13.0 torch_geometric=2.8.1 ...``: the driver's versions of the libraries results depend on."""
-    from importlib import metadata
-
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name}={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return " ".join(out)
 
 
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -405,7 +335,13 @@ def ensure_experiment(
 def results_views() -> dict[str, dict[str, Any]]:
     """Runs-table states for the MLflow UI: ACC/ASR columns per run, and the same grouped by sub-sweep
     (rows aggregate to the mean over each sub-sweep's runs, expandable)."""
-    columns = [f"{kind}.`{name}`" for kind, name in RESULT_COLUMNS]
+    columns = [
+        "attributes.`Dataset`",
+        f"tags.`{SUBSWEEP_TAG}`",
+        "params.`attack.name`",
+        "params.`defense.name`",
+    ]
+    columns += [f"metrics.`{m}`" for m in RESULT_METRICS]
     base = {"selectedColumns": columns, "orderByKey": "attributes.start_time", "orderByAsc": False}
     group = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": SUBSWEEP_TAG}]}
     return {RESULTS_VIEW: base, RESULTS_BY_SUBSWEEP_VIEW: {**base, "groupBy": group}}
@@ -437,7 +373,3 @@ def dataset_input(config: Mapping[str, Any]) -> Any:
     source = json.dumps({"uri": f"gnnsec:{name}", "data": json.loads(text)}, sort_keys=True)
     dataset = Dataset(name=name, digest=digest, source_type="gnnsec", source=source)
     return DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT_TAG, "train")])
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(float(value))

@@ -15,12 +15,12 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from gnnsec.provenance import package_versions
 from gnnsec.report.catalog import ITEMS
 from gnnsec.report.figures import FACTOR_FIGURES, FigureResult, epochs_figure, factor_figure, fig5
 from gnnsec.report.html import render_html
@@ -31,7 +31,6 @@ from gnnsec.report.tables_unlearning import UNLEARNING_TABLES
 from gnnsec.report.tsne import fig10
 
 log = logging.getLogger(__name__)
-PACKAGES = ("torch", "torch_geometric", "scikit-learn", "pandas", "matplotlib", "mlflow", "ray", "optuna")
 
 
 def _figure_renderers(reader: ArtifactReader, reference: Any) -> dict[str, Callable[[pd.DataFrame], Any]]:
@@ -86,7 +85,7 @@ def provenance(all_runs: pd.DataFrame, experiment: str, uri: str) -> dict[str, s
     end = pd.to_datetime(all_runs["end_time"]).max() if "end_time" in all_runs else None
     packages = tag("gnnsec.packages")
     if packages == "unknown":
-        packages = "at report time: " + ", ".join(f"{p}={_version(p)}" for p in PACKAGES)
+        packages = "at report time: " + package_versions()
     return {
         "experiment": experiment,
         "tracking store": uri,
@@ -101,13 +100,6 @@ def provenance(all_runs: pd.DataFrame, experiment: str, uri: str) -> dict[str, s
         "trials finished / failed": f"{counts.get('FINISHED', 0)} / {counts.get('FAILED', 0)}",
         "report written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def build_report(
