@@ -138,15 +138,14 @@ def build_report(
             if item.key in table_fns:
                 table = table_fns[item.key](runs, reference_dir)
                 if table.empty:
-                    skipped.append((f"{item.paper} {item.caption}", _reason(runs, item.subsweep, "values")))
+                    skipped.append((f"{item.paper} {item.caption}", _reason(runs, item.subsweep, item.needs)))
                     continue
                 tables.append(table)
                 written["tables"] += write_table(table, out)
             else:
                 result = figure_fns[item.key](runs)
                 if result is None:
-                    what = "logged values for it"
-                    skipped.append((f"{item.paper} {item.caption}", _reason(runs, item.subsweep, what)))
+                    skipped.append((f"{item.paper} {item.caption}", _reason(runs, item.subsweep, item.needs)))
                     continue
                 paths = save_figure(result, out, formats)
                 figures.append((item.key, f"{item.paper} {result.caption}", out / f"{item.key}.png"))

@@ -113,6 +113,7 @@ class Item:
     caption: str
     subsweep: str
     reference: str | None = None  # CSV in the reference folder with the paper's numbers
+    needs: str = "values for it"  # what its runs must have logged (for the "not rendered" reason)
 
 
 GC_PAPER, FE_PAPER = "GCleaner", "Forget-and-Explain"
@@ -124,6 +125,7 @@ ITEMS: tuple[Item, ...] = (
         "Table 2: dataset statistics, ours vs the paper's",
         "",
         "gcleaner_table2.csv",
+        needs="graph datasets",
     ),
     Item(
         "gcleaner_table3",
@@ -173,6 +175,7 @@ ITEMS: tuple[Item, ...] = (
         GC_PAPER,
         "Figure 5: per-class accuracy of clean, backdoored and defended models",
         "main",
+        needs="GCleaner runs with per-class accuracy (metrics *_acc_class<c>)",
     ),
     Item(
         "gcleaner_fig6",
@@ -195,6 +198,7 @@ ITEMS: tuple[Item, ...] = (
         GC_PAPER,
         "Figure 10: t-SNE of clean and triggered embeddings before/after GCleaner",
         "main",
+        needs="GCleaner runs with an embeddings.npz artifact",
     ),
     Item("gcleaner_fig11", GC_PAPER, "Figure 11: weight lambda of L_explain", "lambda"),
     Item(
@@ -205,7 +209,11 @@ ITEMS: tuple[Item, ...] = (
         "gcleaner_table3.csv",
     ),
     Item(
-        "gcleaner_unlearn_epochs", GC_PAPER, "ACC/ASR per unlearning epoch (GCleaner, main sub-sweep)", "main"
+        "gcleaner_unlearn_epochs",
+        GC_PAPER,
+        "ACC/ASR per unlearning epoch (GCleaner, main sub-sweep)",
+        "main",
+        needs="GCleaner runs with per-epoch defense/* histories",
     ),
     Item(
         "fe_table1",

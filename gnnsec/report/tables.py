@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def reference_dir() -> Path | None:
-    """``$GNNSEC_REFERENCE_DIR``, else ``<checkout>/../shared/reference`` when it exists."""
+    """``$GNNSEC_REFERENCE_DIR``, else the nearest ``shared/reference`` beside the checkout or its parents
+    (``<checkout>/../shared/reference``; also for git worktrees one level deeper)."""
     env = os.environ.get("GNNSEC_REFERENCE_DIR")
     if env:
         return Path(env)
-    default = Path(__file__).resolve().parents[3] / "shared" / "reference"
-    return default if default.is_dir() else None
+    for parent in Path(__file__).resolve().parents[3:6]:
+        if (parent / "shared" / "reference").is_dir():
+            return parent / "shared" / "reference"
+    return None
 
 
 def read_reference(name: str | None, folder: Path | str | None = None) -> pd.DataFrame | None:
