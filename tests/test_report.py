@@ -295,3 +295,17 @@ def test_artifact_reader_reads_history_and_missing_artifacts(store: tuple[str, s
     finetune = runs[runs["params.defense.name"] == "finetune"].iloc[0]
     assert reader.npz(finetune["run_id"], "embeddings.npz") is None
     assert reader.history(finetune["run_id"], "defense/val_acc").empty
+
+
+def test_bad_experiment_or_format_is_a_named_error(store: tuple[str, str, Path]) -> None:
+    from gnnsec.errors import ConfigError
+    from gnnsec.report.build import folder_name
+
+    uri, ref, tmp = store
+    with pytest.raises(ConfigError, match=r"--experiment='gnnsec/nope'.*gnnsec/rep"):
+        build_report("gnnsec/nope", uri, tmp / "x", ref)
+    with pytest.raises(ConfigError, match="--format"):
+        build_report(EXP, uri, tmp / "x", ref, formats=("png", "gif"))
+    assert not (tmp / "x").exists()  # nothing written before the check
+    assert folder_name("gnnsec/../../etc") == "etc" and folder_name("gnnsec/..") == "experiment"
+    assert folder_name("gnnsec/quick-2026/a b") == "quick-2026_a_b"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from gnnsec.errors import ConfigError
 from gnnsec.provenance import package_versions
 from gnnsec.report.catalog import ITEMS
 from gnnsec.report.figures import FACTOR_FIGURES, FigureResult, epochs_figure, factor_figure, fig5
 from gnnsec.report.html import render_html
-from gnnsec.report.runs import ArtifactReader, latest_experiment, load_runs, subsweep
+from gnnsec.report.runs import ArtifactReader, experiment_names, latest_experiment, load_runs, subsweep
 from gnnsec.report.summary import Table, atomic_write_csv, differences, write_table
 from gnnsec.report.tables import GCLEANER_TABLES
 from gnnsec.report.tables_unlearning import UNLEARNING_TABLES
@@ -57,6 +59,16 @@ def save_figure(result: FigureResult, out: Path, formats: Sequence[str]) -> list
 
     plt.close(result.fig)
     return paths
+
+
+FORMATS = ("png", "pdf", "svg")
+
+
+def folder_name(experiment: str) -> str:
+    """The report folder of an experiment read back from MLflow: its name after ``gnnsec/``, reduced to
+    ``[A-Za-z0-9._-]`` and never ``.``/``..``, so no name can write outside ``<run dir>/report``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment.split("/", 1)[-1]).strip("._") or "experiment"
+    return name
 
 
 def _reason(runs: pd.DataFrame, sub: str, what: str) -> str:
@@ -119,9 +131,15 @@ def build_report(
     if experiment is None:
         log.warning("no gnnsec experiment in %s", uri)
         return {"tables": [], "figures": [], "html": []}
+    known = experiment_names(uri)
+    if experiment not in known:
+        raise ConfigError("--experiment", experiment, sorted(known) or "none: the store has no experiment")
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad:
+        raise ConfigError("--format", ",".join(bad), FORMATS)
     formats = tuple(dict.fromkeys(["png", *formats]))  # the HTML embeds the PNG
     base = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir()
-    out = Path(out_dir) if out_dir else base / "report" / experiment.split("/", 1)[-1].replace("/", "_")
+    out = Path(out_dir) if out_dir else base / "report" / folder_name(experiment)
     out.mkdir(parents=True, exist_ok=True)
     all_runs = load_runs(experiment, uri, status=None)
     runs = load_runs(experiment, uri)

@@ -31,6 +31,10 @@ def latest_experiment(uri: str | None = None, prefix: str = "gnnsec/") -> str | 
     return max(exps, key=lambda e: e.creation_time or 0).name if exps else None
 
 
+def experiment_names(uri: str | None = None) -> set[str]:
+    return {e.name for e in _client(uri).search_experiments()}
+
+
 def experiment_id(uri: str | None = None, name: str | None = None) -> str | None:
     """Id of experiment ``name`` (default: the latest gnnsec one), None when there is none."""
     name = name or latest_experiment(uri)
