@@ -6,9 +6,12 @@ browser is a failure (scripts/test.sh installs it). Screenshots go to $GNNSEC_SC
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -34,18 +37,6 @@ FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-# appended to a copy of report.html only: the shipped report has no script
-CHECK_SCRIPT = """<script>
-window.addEventListener("load", () => {
-  const imgs = [...document.images].map(i => ({ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth}));
-  const caps = [...document.querySelectorAll("caption, figcaption")].map(c => c.textContent);
-  const tables = [...document.querySelectorAll("table")].map(t => t.rows.length);
-  const out = document.createElement("pre");
-  out.id = "gnnsec-check";
-  out.textContent = JSON.stringify({imgs, caps, tables});
-  document.body.appendChild(out);
-});
-</script>"""
 
 
 def chromium() -> str:
@@ -59,21 +50,94 @@ def chromium() -> str:
     pytest.skip(message)
 
 
-def run_browser(
-    url: str, tmp: Path, budget_ms: int, screenshot: Path | None = None, width: int = 1400
-) -> str:
-    """The DOM after ``budget_ms`` of virtual time (and a screenshot when asked)."""
-    exe = chromium()
-    profile = tmp / f"profile-{time.monotonic_ns()}"
-    base = [exe, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
-    base.append(f"--window-size={width},1000")
-    if screenshot is not None:
-        subprocess.run(
-            [*base, f"--screenshot={screenshot}", url], capture_output=True, timeout=240, check=False
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
+    messages separated by NUL on fds 3/4), standard library only: navigate, evaluate, wait, screenshot."""
+
+    def __init__(self, tmp: Path, width: int = 1400, height: int = 1000) -> None:
+        exe = chromium()
+        to_child, self._out = os.pipe()
+        self._in, from_child = os.pipe()
+
+        def fds() -> None:  # in the child, before exec: commands on fd 3, responses on fd 4
+            os.dup2(to_child, 3)
+            os.dup2(from_child, 4)
+
+        profile = tmp / f"profile-{time.monotonic_ns()}"
+        cmd = [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            f"--window-size={width},{height}",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-    out = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=240, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
+        os.close(to_child)
+        os.close(from_child)
+        self._id, self._buf, self.session = 0, b"", None
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Page.enable")
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def call(self, method: str, timeout: float = 120, **params: object) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if self.session and method.split(".")[0] not in ("Target", "Browser"):
+            msg["sessionId"] = self.session
+        os.write(self._out, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buf:
+                raw, self._buf = self._buf.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    assert "error" not in reply, reply
+                    return reply.get("result", {})
+            ready, _, _ = select.select([self._in], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no reply to {method} within {timeout}s"
+            chunk = os.read(self._in, 1 << 20)
+            assert chunk, "browser exited"
+            self._buf += chunk
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def evaluate(self, expression: str) -> object:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return result.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 120) -> object:
+        """Poll ``expression`` until it is truthy (the page's scripts keep running in real time)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(1)
+
+    def screenshot(self, path: Path) -> None:
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError, OSError):  # the browser may exit before it replies
+            self.call("Browser.close", timeout=10)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._in)
+        os.close(self._out)
 
 
 def _screenshot_dir(tmp: Path) -> Path:
@@ -86,23 +150,29 @@ def test_report_html_renders_tables_and_images(tmp_path: Path) -> None:
     chromium()
     uri, ref, tmp = make_store(tmp_path)
     written = build_report(EXP, uri, tmp / "out", ref)
-    page = written["html"][0].read_text()
-    probe = tmp / "probe.html"
-    probe.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"))
-    shot = _screenshot_dir(tmp) / "report.png"
-    dom = run_browser(probe.as_uri(), tmp, 3000, shot)
-    found = re.search(r'<pre id="gnnsec-check">(.*?)</pre>', dom, re.S)
-    assert found, dom[-2000:]
-    check = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    browser = Browser(tmp)
+    try:
+        browser.open(written["html"][0].as_uri())
+        browser.wait_for("document.readyState === 'complete'")
+        check = browser.evaluate(
+            """Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, () => 0)))
+               .then(widths => ({widths,
+                 caps: [...document.querySelectorAll("caption, figcaption")].map(c => c.textContent),
+                 rows: [...document.querySelectorAll("table")].map(t => t.rows.length)}))"""
+        )
+        shot = _screenshot_dir(tmp) / "report.png"
+        browser.screenshot(shot)
+    finally:
+        browser.close()
     captions = set(check["caps"])
     for stem in ("gcleaner_table3", "gcleaner_table4", "gcleaner_table9"):
         caption = next(line for line in (tmp / "out" / f"{stem}.md").read_text().splitlines() if line)
         assert caption.strip("*") in captions
     assert "Provenance" in captions and "Cells more than 10 points from the paper" in captions
     assert sum(c.startswith("GCleaner Figure") or c.startswith("GCleaner ACC/ASR") for c in captions) == 4
-    assert len(check["imgs"]) == 4 and all(i["ok"] and i["w"] > 300 for i in check["imgs"])
-    assert all(rows > 1 for rows in check["tables"])  # every table has a header and at least one row
-    assert shot.is_file() and shot.stat().st_size > 10000
+    assert len(check["widths"]) == 4 and all(w > 300 for w in check["widths"])  # every image decoded
+    assert all(rows > 1 for rows in check["rows"])  # every table has a header and at least one row
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10000
 
 
 def _free_port() -> int:
@@ -151,15 +221,19 @@ def test_mlflow_ui_opens_on_the_runs(tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
             time.sleep(1)
-        shot = _screenshot_dir(tmp_path) / "mlflow_ui.png"
-        dom = run_browser(
-            url, tmp_path, 20000, shot, width=2600
-        )  # wide: the grid renders visible columns only
-        for name in names:
-            assert name in dom, dom[-3000:]
-        assert "MUTAG" in dom  # the Dataset column
+        browser = Browser(tmp_path, width=2600)  # wide: the runs grid renders only the visible columns
+        try:
+            browser.open(url)
+            names_js = json.dumps(names)
+            listed = browser.wait_for(f"{names_js}.every(n => document.body.innerText.includes(n))", 150)
+            text = browser.evaluate("document.body.innerText")
+            browser.screenshot(_screenshot_dir(tmp_path) / "mlflow_ui.png")
+        finally:
+            browser.close()
+        assert listed, text[-3000:]
+        assert "Training runs" in text and "MUTAG" in text  # the model-training view; the Dataset column
         for column in ("defended_asr", "defended_acc", "backdoor_asr", "gnnsec.subsweep"):
-            assert column in dom, column
+            assert column in text, column
     finally:
         proc.send_signal(signal.SIGTERM)  # gnnsec ui stops the MLflow server's process group
         try:
