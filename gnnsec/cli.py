@@ -404,7 +404,10 @@ def _ui_url(uri: str, host: str, port: int, experiment: str | None) -> str:
         return base
     from gnnsec.tracking import RESULTS_VIEW
 
-    return f"{base}/#/experiments/{exp_id}/runs?viewStateShareKey={RESULTS_VIEW}" if exp_id else base
+    query = (
+        f"workflowType=machine_learning&viewStateShareKey={RESULTS_VIEW}"  # the training sidebar, our view
+    )
+    return f"{base}/#/experiments/{exp_id}/runs?{query}" if exp_id else base
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -210,7 +210,7 @@ def test_mlflow_ui_opens_on_the_runs(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
         page = f"http://127.0.0.1:{port}/#/experiments/{tracker.experiment_id}/runs"
-        assert url == page + "?viewStateShareKey=gnnsec-results"  # the saved ACC/ASR columns view
+        assert url == page + "?workflowType=machine_learning&viewStateShareKey=gnnsec-results"  # saved view
         deadline = time.monotonic() + 180
         while True:
             try:
