@@ -309,3 +309,19 @@ def test_bad_experiment_or_format_is_a_named_error(store: tuple[str, str, Path])
     assert not (tmp / "x").exists()  # nothing written before the check
     assert folder_name("gnnsec/../../etc") == "etc" and folder_name("gnnsec/..") == "experiment"
     assert folder_name("gnnsec/quick-2026/a b") == "quick-2026_a_b"
+
+
+def test_report_command(store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gnnsec.cli import main
+
+    uri, ref, tmp = store
+    out = tmp / "cli"
+    args = ["report", "--experiment", EXP, "--backend-store-uri", uri, "--out", str(out), "--reference", ref]
+    assert main([*args, "--format", "png", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["html"] == [str(out / "report.html")]
+    assert str(out / "gcleaner_fig6.png") in payload["figures"] and not list(out.glob("*.pdf"))
+    assert main([*args[:2], "gnnsec/typo", *args[3:]]) == 2
+    assert "invalid --experiment='gnnsec/typo'" in capsys.readouterr().err
