@@ -183,6 +183,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # starts an MLflow server (tens of seconds on a loaded machine)
 def test_mlflow_ui_opens_on_the_runs(tmp_path: Path) -> None:
     chromium()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
