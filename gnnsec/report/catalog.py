@@ -40,10 +40,8 @@ METRIC = {
     "acc_before": "backdoor_acc",
     "asr_after": "defended_asr",
     "acc_after": "defended_acc",
-    "acc_graphs": "defended_n",
-    "asr_graphs": "defended_asr_n",
-    "acc_graphs_before": "backdoor_n",
-    "asr_graphs_before": "backdoor_asr_n",
+    # every rate <model>_acc / <model>_asr (model: clean, backdoor, defended) comes with its number of test
+    # graphs <model>_n / <model>_asr_n; the tables show them beside the rates
     "similarity": "recovery_similarity",
     "recovery_asr": "recovery_asr",
     # detectors ED / XGBD (issue 10): precision/recall/F1 of the flagged training graphs  # pending

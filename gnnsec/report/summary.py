@@ -46,7 +46,8 @@ class Table:
     groups: list[str]
     metrics: list[str]
     note: str = ""
-    extra: dict[str, str] = field(default_factory=dict)  # free-form columns for Markdown (e.g. graphs)
+    extra: dict[str, str] = field(default_factory=dict)  # {"test graphs": "graphs"}: show graph counts
+    show_seeds: bool = True
 
     @property
     def empty(self) -> bool:
@@ -57,23 +58,29 @@ def summarize(
     by: Mapping[str, pd.Series],
     values: Mapping[str, pd.Series],
     seeds: pd.Series,
-    graphs: pd.Series | None = None,
+    graphs: Mapping[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
-    """Long summary: per group and metric, mean/std over runs (one per seed), #seeds, #runs, mean #graphs."""
-    frame = pd.DataFrame({**by, **values})
-    frame["_seed"] = seeds.values if len(seeds) == len(frame) else np.nan
-    frame["_graphs"] = graphs.values if graphs is not None else np.nan
+    """Long summary: per group and metric, mean/std over runs (one per seed), #seeds, #runs, and the mean
+    number of test graphs behind the metric (``graphs[metric]``, e.g. ASR: triggered non-target graphs)."""
     keys = list(by)
+    cols = [*keys, "metric", "ours_mean", "ours_std", "seeds", "runs", "graphs"]
+    parts = []
+    for name, series in values.items():
+        part = pd.DataFrame({k: v.to_numpy() for k, v in by.items()}, index=series.index)
+        part["metric"] = name
+        part["value"] = pd.to_numeric(series, errors="coerce").to_numpy()
+        part["_seed"] = seeds.to_numpy() if len(seeds) == len(series) else np.nan
+        g = (graphs or {}).get(name)
+        part["_graphs"] = g.to_numpy() if g is not None else np.nan
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if long.empty or long["value"].isna().all():
+        return pd.DataFrame(columns=cols)
+    long = long.dropna(subset=["value"])
     for k in keys:  # unhashable params (lists) become their text
-        frame[k] = frame[k].map(
+        long[k] = long[k].map(
             lambda v: v if v is None or isinstance(v, int | float | str | bool) else repr(v)
         )
-    long = frame.melt(id_vars=[*keys, "_seed", "_graphs"], value_vars=list(values), var_name="metric")
-    long["value"] = pd.to_numeric(long["value"], errors="coerce")
-    long = long.dropna(subset=["value"])
-    cols = [*keys, "metric", "ours_mean", "ours_std", "seeds", "runs", "graphs"]
-    if long.empty:
-        return pd.DataFrame(columns=cols)
     grouped = long.groupby([*keys, "metric"], sort=False, dropna=False)
     out = grouped["value"].agg(ours_mean="mean", ours_std=lambda s: float(np.std(s.to_numpy(), ddof=0)))
     out["seeds"] = grouped["_seed"].nunique()
@@ -135,7 +142,7 @@ def cell(mean: float, std: float, paper: float, metric: str) -> str:
 
 def display_frame(table: Table) -> pd.DataFrame:
     """The table as text cells: rows = groups, a column per metric (``ours±std (paper)``), seeds, extras."""
-    head = [*table.groups, *table.metrics, "seeds", *table.extra]
+    head = [*table.groups, *table.metrics, *(["seeds"] if table.show_seeds else []), *table.extra]
     if table.empty:
         return pd.DataFrame(columns=head)
     rows = []
@@ -146,10 +153,15 @@ def display_frame(table: Table) -> pd.DataFrame:
         for m in table.metrics:
             r = by.get(m)
             cells.append("" if r is None else cell(r["ours_mean"], r["ours_std"], r.get("paper", np.nan), m))
-        cells.append(str(int(group["seeds"].max())))
-        for col in table.extra.values():
-            vals = group[col].dropna() if col in group else pd.Series(dtype=float)
-            cells.append(f"{vals.mean():.0f}" if len(vals) else "")
+        if table.show_seeds:
+            cells.append(str(int(group["seeds"].max())))
+        if table.extra:
+            counts = [
+                f"{m} {by[m]['graphs']:.0f}"
+                for m in table.metrics
+                if m in by and not pd.isna(by[m]["graphs"])
+            ]
+            cells.append(", ".join(counts))
         rows.append(cells)
     return pd.DataFrame(rows, columns=head)
 
