@@ -170,3 +170,14 @@ def test_every_ablation_figure_plots_its_sub_sweep(key: str) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(result.fig)
+
+
+def test_table2_statistics_beside_the_papers(mirror: Path) -> None:
+    from gnnsec.report.tables import table2
+
+    table = table2(frame([{"subsweep": "main", "params": {"dataset": "Fingerprint"}}]))
+    f = table.frame
+    assert _row(f, metric="graphs")["ours_mean"] == 1661 and _row(f, metric="graphs")["paper"] == 1661
+    assert _row(f, metric="avg_nodes")["ours_mean"] == pytest.approx(8.15)
+    assert "| Fingerprint | 1,661 (1,661) |" in markdown(table)
+    assert "538/517/109/497 (538/517/109/497)" in markdown(table)

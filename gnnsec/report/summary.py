@@ -152,6 +152,10 @@ def display_frame(table: Table) -> pd.DataFrame:
         cells = [k if isinstance(k, str) else _key(k) for k in keys]
         for m in table.metrics:
             r = by.get(m)
+            if r is not None and isinstance(r.get("ours"), str):  # a text cell (e.g. graphs per class)
+                paper = r.get("paper_text")
+                cells.append(r["ours"] + (f" ({paper})" if isinstance(paper, str) else ""))
+                continue
             cells.append("" if r is None else cell(r["ours_mean"], r["ours_std"], r.get("paper", np.nan), m))
         if table.show_seeds:
             cells.append(str(int(group["seeds"].max())))

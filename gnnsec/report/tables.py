@@ -92,7 +92,7 @@ def table2(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
         mask = frame["metric"] == "graphs_per_class"
         frame.loc[mask, "paper_text"] = frame.loc[mask, "dataset"].map(per_class)
     table = Table("gcleaner_table2", ITEM["gcleaner_table2"].caption, frame, ["dataset"], [])
-    table.metrics = ["graphs", "avg_nodes", "avg_edges", "classes"]
+    table.metrics = ["graphs", "avg_nodes", "avg_edges", "classes", "graphs_per_class"]
     table.extra = {}
     table.show_seeds = False
     table.note = "Statistics of the datasets as gnnsec loads them (no seeds involved)."
