@@ -79,16 +79,26 @@ def fig10(runs: pd.DataFrame, reader: ArtifactReader) -> FigureResult | None:
     if data.empty:
         return None
     plt = _plt()
-    panels = list(dict.fromkeys(data["panel"]))
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels) + 0.4, 7.0), squeeze=False)
-    cmap = plt.get_cmap("tab10")
+    panels = sorted(dict.fromkeys(data["panel"]))
+    ncol = min(4, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(2 * nrow, ncol, figsize=(3.8 * ncol + 0.4, 6.6 * nrow), squeeze=False)
+    colors = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 3]  # red is the trigger's
+    for k in range(len(panels), nrow * ncol):
+        axes[2 * (k // ncol)][k % ncol].axis("off")
+        axes[2 * (k // ncol) + 1][k % ncol].axis("off")
     for j, panel in enumerate(panels):
         for i, model in enumerate(("backdoored", "defended")):
-            ax = axes[i][j]
+            ax = axes[2 * (j // ncol) + i][j % ncol]
             part = data[(data["panel"] == panel) & (data["model"] == model)]
             for label, g in part[part["kind"] == "clean"].groupby("label"):
                 pts = ax.scatter(
-                    g["x"], g["y"], s=6, color=cmap(int(label) % 10), alpha=0.6, label=f"clean, class {label}"
+                    g["x"],
+                    g["y"],
+                    s=6,
+                    color=colors[int(label) % len(colors)],
+                    alpha=0.6,
+                    label=f"clean, class {label}",
                 )
                 pts.set_gid(f"clean|{label}")
             trig = part[part["kind"] == "triggered"]
