@@ -191,7 +191,9 @@ def test_table3_aggregates_seeds_and_defenses(store: tuple[str, str, Path]) -> N
     assert pd.isna(_row(f, attack="GTA", defense="gcleaner", metric="asr")["paper"])  # not in this reference
     assert list(dict.fromkeys(f["defense"])) == ["none", "finetune", "gcleaner"]  # the paper's column order
     md = markdown(t)
-    assert "| AIDS | Sub-BA | gcleaner | 15.00±5.00 (6.64) | 95.00±0.00 (95.37) | 2 | asr 320, acc 400 |" in md
+    assert (
+        "| AIDS | Sub-BA | gcleaner | 15.00±5.00 (6.64) | 95.00±0.00 (95.37) | 2 | asr 320, acc 400 |" in md
+    )
     diff = differences(t)  # finetune ASR 60 vs the paper's 20: 40 points; gcleaner 15 vs 6.64 is within 10
     assert list(zip(diff["where"], diff["metric"])) == [("AIDS / Sub-BA / finetune", "asr")]
 
