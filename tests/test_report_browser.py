@@ -62,6 +62,8 @@ class Browser:
         def fds() -> None:  # in the child, before exec: commands on fd 3, responses on fd 4
             os.dup2(to_child, 3)
             os.dup2(from_child, 4)
+            os.set_inheritable(3, True)  # dup2 onto the same number keeps close-on-exec
+            os.set_inheritable(4, True)
 
         profile = tmp / f"profile-{time.monotonic_ns()}"
         cmd = [
