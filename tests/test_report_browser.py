@@ -234,7 +234,8 @@ def test_mlflow_ui_opens_on_the_runs(tmp_path: Path) -> None:
         finally:
             browser.close()
         assert listed, text[-3000:]
-        assert "Training runs" in text and "MUTAG" in text  # the model-training view; the Dataset column
+        # the Model-training sidebar (its "Model registry" entry) on the runs page; the Dataset column
+        assert "\nRuns\n" in text and "Model registry" in text and "MUTAG" in text
         for column in ("defended_asr", "defended_acc", "backdoor_asr", "gnnsec.subsweep"):
             assert column in text, column
     finally:
