@@ -191,7 +191,9 @@ def differences(table: Table, threshold: float = 10.0) -> pd.DataFrame:
     hit = df[df["metric"].isin(PERCENT) & ((df["ours_mean"] - df["paper"]).abs() > threshold)].copy()
     if hit.empty:
         return pd.DataFrame()
-    hit["where"] = hit[table.groups].astype(str).agg(" / ".join, axis=1)
+    hit["where"] = (
+        hit[table.groups].map(lambda v: v if isinstance(v, str) else _key(v)).agg(" / ".join, axis=1)
+    )
     hit["table"] = table.caption.split(":", 1)[0]
     hit["gap"] = hit["ours_mean"] - hit["paper"]
     return hit[["table", "where", "metric", "ours_mean", "paper", "gap", "seeds"]]
