@@ -159,11 +159,19 @@ def draw_lines(data: pd.DataFrame, caption: str, xlabel: str, ylabels: dict[str,
         for j, panel in enumerate(panels):
             ax = axes[i][j]
             part = data[(data["panel"] == panel) & (data["metric"] == m)]
+            colors: dict[str, Any] = {}
+            part = part.assign(_paper=part["series"] == "paper").sort_values("_paper", kind="stable")
             for (series, line), g in part.groupby(["series", "line"], sort=False):
                 xs = [pos(v) for v in g["x"]]
-                if series == "paper":
+                if series == "paper":  # the paper's points in the colour of our line, dashed, crosses
                     (ln,) = ax.plot(
-                        xs, g["mean"], "x--", ms=8, color="black", alpha=0.7, label=f"paper: {line}"
+                        xs,
+                        g["mean"],
+                        "x--",
+                        ms=9,
+                        mew=2,
+                        color=colors.get(line, "black"),
+                        label=f"paper: {line}",
                     )
                 else:
                     cont = ax.errorbar(
@@ -176,6 +184,7 @@ def draw_lines(data: pd.DataFrame, caption: str, xlabel: str, ylabels: dict[str,
                         label=line,
                     )
                     ln = cont.lines[0]
+                    colors[line] = ln.get_color()
                 ln.set_gid(f"{series}|{line}")
             ax.set_title(panel, fontsize=10)
             ax.set_xlabel(xlabel)
