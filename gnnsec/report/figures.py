@@ -152,12 +152,16 @@ def draw_lines(data: pd.DataFrame, caption: str, xlabel: str, ylabels: dict[str,
     metrics = [m for m in ylabels if m in set(data["metric"])]
     cats = _categorical(data)
     pos = (lambda v: cats.index(str(v))) if cats else float
-    fig, axes = plt.subplots(
-        len(metrics), len(panels), figsize=(4.4 * len(panels) + 0.5, 3.4 * len(metrics) + 0.8), squeeze=False
-    )
+    ncol = min(4, len(panels))  # at most four panels a row; each panel row has one row per metric
+    blocks = -(-len(panels) // ncol)
+    nrow = len(metrics) * blocks
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol + 0.5, 3.4 * nrow + 0.8), squeeze=False)
+    for k in range(len(panels), blocks * ncol):
+        for i in range(len(metrics)):
+            axes[(k // ncol) * len(metrics) + i][k % ncol].axis("off")
     for i, m in enumerate(metrics):
         for j, panel in enumerate(panels):
-            ax = axes[i][j]
+            ax = axes[(j // ncol) * len(metrics) + i][j % ncol]
             part = data[(data["panel"] == panel) & (data["metric"] == m)]
             colors: dict[str, Any] = {}
             part = part.assign(_paper=part["series"] == "paper").sort_values("_paper", kind="stable")
