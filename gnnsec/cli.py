@@ -365,21 +365,132 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cache_verify)
 
-    for extra in _extra_commands():
-        extra(sub)
+    _add_results_commands(sub)
     return parser
 
 
-def _extra_commands() -> list:
-    """Commands contributed by higher layers (sweeps, report, UI), registered if importable."""
-    hooks = []
-    try:
-        from gnnsec.tracking import add_cli_commands  # type: ignore[attr-defined]
+# ---- results: gnnsec sweep | report | ui ---------------------------------------------------------------
+def _add_results_commands(sub: Any) -> None:
+    """``gnnsec sweep`` (sweeps/full.py), ``gnnsec report`` (gnnsec.report), ``gnnsec ui`` (MLflow UI)."""
+    # prefix_chars="+": every flag after `gnnsec sweep` is handed to sweeps/full.py untouched
+    p = sub.add_parser(
+        "sweep", help="run a sweep: sweeps/full.py with the same flags", add_help=False, prefix_chars="+"
+    )
+    p.add_argument("sweep_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_sweep)
 
-        hooks.append(add_cli_commands)
-    except ImportError:
-        pass
-    return hooks
+    p = sub.add_parser("report", help="every paper table/figure + report.html from a sweep's MLflow runs")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default: the latest gnnsec one)")
+    p.add_argument("--backend-store-uri", default=None, help="default $MLFLOW_TRACKING_URI or the run dir")
+    p.add_argument("--run-dir", default=None, help="run folder (default $GNNSEC_RUN_DIR or ./runs)")
+    p.add_argument("--out", default=None, help="output folder (default <run dir>/report/<sweep>)")
+    p.add_argument("--format", default="png,pdf", help="figure formats, comma-separated (png,pdf)")
+    p.add_argument("--reference", default=None, help="folder with the paper's tables (gcleaner_table3.csv)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ui", help="MLflow UI on the local sweep store (127.0.0.1 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    p.add_argument("--run-dir", default=None, help="run folder (default $GNNSEC_RUN_DIR or ./runs)")
+    p.add_argument("--backend-store-uri", default=None, help="default $MLFLOW_TRACKING_URI or the run dir")
+    p.add_argument("--experiment", default=None, help="experiment whose runs page to print (default latest)")
+    p.set_defaults(func=cmd_ui)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sweeps" / "full.py"
+    if not script.is_file():
+        print(f"gnnsec: error: {script} not found (sweeps/ ships with the source checkout)", file=sys.stderr)
+        return 2
+    extra = list(args.sweep_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return subprocess.call([sys.executable, str(script), *extra])
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gnnsec.report import build_report
+    from gnnsec.tracking import tracking_uri
+
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    out = build_report(
+        experiment=args.experiment,
+        uri=args.backend_store_uri or tracking_uri(args.run_dir),
+        out_dir=args.out,
+        reference_dir=args.reference,
+        formats=formats,
+        run_dir=args.run_dir,
+    )
+    payload = {kind: [str(p) for p in paths] for kind, paths in out.items()}
+    lines = [f"{kind}: {p}" for kind, paths in payload.items() if kind != "html" for p in paths]
+    lines += [f"report: {p}" for p in payload.get("html", [])]  # last line: the file to open
+    _emit(args, payload, "\n".join(lines) or "no finished runs: nothing to report")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the MLflow UI in its own process group; print the runs page of the experiment to open."""
+    import contextlib
+    import os
+    import signal
+    import socket
+    import subprocess
+
+    from gnnsec.tracking import artifact_location, tracking_uri
+
+    uri = args.backend_store_uri or tracking_uri(args.run_dir)
+    port = args.port
+    if port == 0:
+        with socket.socket() as sock:
+            sock.bind((args.host, 0))
+            port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(port)]
+    location = artifact_location(uri, args.run_dir)
+    if location:
+        cmd += ["--default-artifact-root", location]
+    print(f"MLflow UI on {_ui_url(uri, args.host, port, args.experiment)} (store {uri}); Ctrl-C to stop")
+    sys.stdout.flush()
+    proc = subprocess.Popen(cmd, start_new_session=True)  # its workers stop with its process group
+
+    def _interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(ProcessLookupError):  # the group may outlive its leader
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ui_url(uri: str, host: str, port: int, experiment: str | None) -> str:
+    """The runs page of ``experiment`` (default: the latest gnnsec one) in the saved ACC/ASR view."""
+    base = f"http://{host}:{port}"
+    try:
+        from gnnsec.report.runs import experiment_id
+
+        exp_id = experiment_id(uri, experiment)
+    except Exception:  # the store may not exist yet; the UI still starts
+        log.debug("no experiment to link", exc_info=True)
+        return base
+    from gnnsec.tracking import RESULTS_VIEW
+
+    query = (
+        f"workflowType=machine_learning&viewStateShareKey={RESULTS_VIEW}"  # the training sidebar, our view
+    )
+    return f"{base}/#/experiments/{exp_id}/runs?{query}" if exp_id else base
 
 
 def main(argv: Sequence[str] | None = None) -> int:

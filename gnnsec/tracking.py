@@ -10,28 +10,30 @@ store, and a local SQLite file is enough on one machine.
 - One experiment per sweep, one run per trial. A run is keyed by the Ray trial id (tag
   ``gnnsec.trial_id``): a retried or resumed trial reuses its run instead of creating a second one, and
   every run ends FINISHED, FAILED or (sweep interrupted) KILLED, never stuck in RUNNING.
-- ``gnnsec ui`` serves the MLflow UI on the local store, bound to 127.0.0.1 unless told otherwise.
+- Every experiment is tagged ``mlflow.experimentKind = custom_model_development`` so the MLflow 3 UI opens
+  it in its model-training view (runs table), not the GenAI traces overview; every run logs its dataset as
+  an MLflow dataset input (name, digest of the data config, source = the dataset's registry name), so the
+  runs table's Dataset column is filled.
+
+The CLI commands that use this module (``gnnsec ui``, ``gnnsec sweep``, ``gnnsec report``) live in
+``gnnsec/cli.py``; the report (``gnnsec/report``) reads what this module writes and never the reverse.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import functools
+import hashlib
 import json
 import logging
-import math
 import os
-import platform
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gnnsec.provenance import environment_tags, git_commit
+
+__all__ = ["TrackerSettings", "TrialTracker", "environment_tags", "git_commit"]  # + the helpers below
 log = logging.getLogger(__name__)
 
 RUN_DIR_ENV = "GNNSEC_RUN_DIR"
@@ -41,6 +43,16 @@ SUBSWEEP_TAG = "gnnsec.subsweep"
 FACTOR_TAG = "gnnsec.factor"
 CONFIG_HASH_TAG = "gnnsec.config_hash"
 ERROR_TAG = "gnnsec.error"
+# MLflow 3 opens an experiment in the view its kind names; this one is the runs/metrics (training) view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT
+# Saved runs-table views: the MLflow UI loads the experiment tag ``mlflow.sharedViewState.<key>`` (JSON view
+# state) when the runs page is opened with ``?viewStateShareKey=<key>`` (its own "Share" button does this).
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+RESULTS_VIEW = "gnnsec-results"
+RESULTS_BY_SUBSWEEP_VIEW = "gnnsec-by-subsweep"
+RESULT_METRICS = ("backdoor_asr", "backdoor_acc", "defended_asr", "defended_acc", "clean_asr", "clean_acc")
 # MLflow's per-request limits (mlflow.utils.validation): 1000 metrics, 100 params/tags per log_batch.
 _METRICS_PER_BATCH = 1000
 _PARAMS_PER_BATCH = 100
@@ -87,52 +99,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_name(config: Mapping[str, Any], subsweep: str | None = None) -> str:
-    """A readable run name from a TrialConfig dict: ``main/AIDS/GIN/sub_ba/gcleaner/s0``."""
-    parts = [subsweep] if subsweep else []
-    parts += [config.get("data", {}).get("dataset", "?"), config.get("model", {}).get("name", "?")]
-    for section in ("attack", "defense"):
-        if config.get(section):
-            parts.append(str(config[section].get("name")))
-    parts.append(f"s{config.get('train', {}).get('seed', 0)}")
-    return "/".join(str(p) for p in parts)
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit of the checkout gnnsec is imported from (``unknown`` outside a git checkout)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
-        )
-        commit = out.stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment_tags() -> dict[str, str]:
-    from gnnsec import __version__
-
-    return {
-        "gnnsec.version": __version__,
-        "gnnsec.git_commit": git_commit(),
-        "gnnsec.driver_host": platform.node(),
-        "gnnsec.python": platform.python_version(),
-    }
 
 
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -245,6 +212,9 @@ class TrialTracker:
             self.client.log_batch(run_id, params=chunk)
         for chunk in _chunks(tag_list, _PARAMS_PER_BATCH):
             self.client.log_batch(run_id, tags=chunk)
+        dataset = dataset_input(config or {})
+        if dataset is not None:
+            self.client.log_inputs(run_id, datasets=[dataset])
         return run_id
 
     def set_tags(self, trial_id: str, tags: Mapping[str, Any]) -> None:
@@ -340,103 +310,66 @@ def _param_value(value: Any) -> str:
 def ensure_experiment(
     client: Any, name: str, artifact_location: str | None = None, tags: Mapping[str, str] | None = None
 ) -> str:
-    """The id of experiment ``name``, created (once) if missing; a deleted one is restored."""
+    """The id of experiment ``name``, created (once) if missing; a deleted one is restored. It always carries
+    ``mlflow.experimentKind = custom_model_development`` (also added to experiments made by older code)."""
+    all_tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, **dict(tags or {})}
+    all_tags.update(
+        {SHARED_VIEW_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in results_views().items()}
+    )
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location, tags=dict(tags or {}))
+            return client.create_experiment(name, artifact_location=artifact_location, tags=all_tags)
         except Exception:  # created concurrently by another driver
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    save_results_views(client, exp.experiment_id, exp.tags)
     return exp.experiment_id
 
 
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(float(value))
+def results_views() -> dict[str, dict[str, Any]]:
+    """Runs-table states for the MLflow UI: ACC/ASR columns per run, and the same grouped by sub-sweep
+    (rows aggregate to the mean over each sub-sweep's runs, expandable)."""
+    columns = [
+        "attributes.`Dataset`",
+        f"tags.`{SUBSWEEP_TAG}`",
+        "params.`attack.name`",
+        "params.`defense.name`",
+    ]
+    columns += [f"metrics.`{m}`" for m in RESULT_METRICS]
+    base = {"selectedColumns": columns, "orderByKey": "attributes.start_time", "orderByAsc": False}
+    group = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": SUBSWEEP_TAG}]}
+    return {RESULTS_VIEW: base, RESULTS_BY_SUBSWEEP_VIEW: {**base, "groupBy": group}}
 
 
-# ---- CLI: gnnsec ui | sweep | report ------------------------------------------------------------------
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+def save_results_views(client: Any, experiment_id: str, existing: Mapping[str, str] | None = None) -> None:
+    """Store :func:`results_views` as the experiment's shared view states (idempotent)."""
+    for key, state in results_views().items():
+        value = json.dumps(state, sort_keys=True)
+        if (existing or {}).get(SHARED_VIEW_PREFIX + key) != value:
+            client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, value)
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
-    uri = args.backend_store_uri or tracking_uri(args.run_dir)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
-    location = artifact_location(uri, args.run_dir)
-    if location:
-        cmd += ["--default-artifact-root", location]
-    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C to stop", file=sys.stderr)
-    # its own process group: the server's workers and job consumers stop with it
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        with contextlib.suppress(ProcessLookupError):  # the group may outlive its leader
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def dataset_input(config: Mapping[str, Any]) -> Any:
+    """The trial's dataset as an MLflow ``DatasetInput`` (None without a ``data`` section).
 
+    Name: the dataset's registry name (``AIDS``); digest: hash of the whole ``data`` section (feature mode,
+    split seed, holding rate: what makes two runs see the same graphs); source: ``gnnsec:<name>`` with the
+    data section as JSON; context tag ``train``. The MLflow UI shows it in the runs table's Dataset column.
+    """
+    data = config.get("data") if isinstance(config, Mapping) else None
+    if not isinstance(data, Mapping) or not data.get("dataset"):
+        return None
+    from mlflow.entities import Dataset, DatasetInput, InputTag
 
-def _raise_interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    script = _repo_root() / "sweeps" / "full.py"
-    if not script.is_file():
-        print(f"gnnsec: error: {script} not found (sweeps/ ships with the source checkout)", file=sys.stderr)
-        return 2
-    extra = list(args.sweep_args)
-    if extra[:1] == ["--"]:
-        extra = extra[1:]
-    return subprocess.call([sys.executable, str(script), *extra])
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from gnnsec.report import build_report
-
-    out = build_report(
-        experiment=args.experiment,
-        uri=args.backend_store_uri,
-        out_dir=args.out,
-        reference_dir=args.reference,
-    )
-    for kind, paths in out.items():
-        for p in paths:
-            print(f"{kind}: {p}")
-    return 0
-
-
-def add_cli_commands(subparsers: Any) -> None:
-    """Register ``gnnsec ui``, ``gnnsec sweep`` and ``gnnsec report`` (called by gnnsec/cli.py)."""
-    p = subparsers.add_parser("ui", help="MLflow UI on the local sweep store (127.0.0.1 by default)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--run-dir", default=None, help="run folder (default $GNNSEC_RUN_DIR or ./runs)")
-    p.add_argument("--backend-store-uri", default=None, help="default $MLFLOW_TRACKING_URI or the run dir")
-    p.set_defaults(func=cmd_ui)
-
-    # prefix_chars="+": every flag after `gnnsec sweep` is handed to sweeps/full.py untouched
-    p = subparsers.add_parser(
-        "sweep", help="run a sweep: sweeps/full.py with the same flags", add_help=False, prefix_chars="+"
-    )
-    p.add_argument("sweep_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_sweep)
-
-    p = subparsers.add_parser("report", help="tables and figures from a sweep's MLflow runs")
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default: the latest gnnsec one)")
-    p.add_argument("--backend-store-uri", default=None)
-    p.add_argument("--out", default=None, help="output folder (default <run dir>/report)")
-    p.add_argument("--reference", default=None, help="folder with the paper's tables (gcleaner_table3.csv)")
-    p.set_defaults(func=cmd_report)
+    name = str(data["dataset"])
+    text = json.dumps(dict(data), sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    source = json.dumps({"uri": f"gnnsec:{name}", "data": json.loads(text)}, sort_keys=True)
+    dataset = Dataset(name=name, digest=digest, source_type="gnnsec", source=source)
+    return DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT_TAG, "train")])

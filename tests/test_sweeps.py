@@ -308,7 +308,8 @@ def test_smoke_preset_end_to_end(sweep_env: dict[str, str], tmp_path: Path) -> N
         {t.clean_key for t in plan.trials}
     )
     report = run_dir / "report" / "smoke-e2e"
-    assert (report / "table3.csv").is_file() and (report / "ablation_injection_ratio.png").is_file()
+    assert (report / "gcleaner_table3.csv").is_file() and (report / "gcleaner_fig6.png").is_file()
+    assert (report / "report.html").is_file()
 
 
 @pytest.mark.slow

@@ -1,14 +1,13 @@
-"""Paper-style tables and figures from tracked MLflow runs (never from trial outputs directly).
+"""Every table and figure of the GCleaner and Forget-and-Explain papers from tracked MLflow runs.
 
-``build_report(experiment)`` reads the experiment's FINISHED runs and writes, atomically, under
-``<run dir>/report/<sweep>/``: Table 3 (dataset x attack, ASR/ACC before and after each defense, with seeds
-and graph counts) as CSV and Markdown next to the paper's numbers, and one figure per ablation sub-sweep
-(metric vs the factor it varies).
+``build_report(experiment)`` reads the experiment's runs (any tracking URI, never trial outputs directly)
+and writes each table as CSV + Markdown beside the paper's numbers, each figure as PNG + PDF with the CSV
+behind it, the list of what could not be rendered (and why), and one self-contained ``report.html``.
+``catalog`` names every item, the sub-sweep that fills it and the params/metrics it reads.
 """
 
 from gnnsec.report.build import build_report
-from gnnsec.report.figures import ablation_figures
 from gnnsec.report.runs import load_runs
-from gnnsec.report.tables import table3, table3_markdown
+from gnnsec.report.tables import table3
 
-__all__ = ["ablation_figures", "build_report", "load_runs", "table3", "table3_markdown"]
+__all__ = ["build_report", "load_runs", "table3"]
