@@ -30,7 +30,7 @@ PARAM = {
     "l1_unlearn": "defense.params.l1_unlearn",
     "l2_unlearn": "defense.params.l2_unlearn",
     "l_explain": "defense.params.l_explain",
-    "unlearner": "unlearning.name",  # pending (issue 11)
+    "unlearner": "unlearning.name",
 }
 
 # ---- MLflow metrics -------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ METRIC = {
     "det_precision": "defense_detect_precision",
     "det_recall": "defense_detect_recall",
     "det_f1": "defense_detect_f1",
-    # node unlearning + verifier (issue 11)  # pending
+    # node unlearning + verifier (gnnsec/node_trial.py)
     "ra_pre": "verify_ra_pre",
     "ra_post": "verify_ra_post",
     "hs": "verify_hs",
@@ -57,8 +57,8 @@ METRIC = {
     "grs": "verify_grs",
     "mi_pre": "verify_mi_auc_pre",
     "mi_post": "verify_mi_auc_post",
-    "unlearn_acc_before": "unlearn_acc_before",
-    "unlearn_acc_after": "unlearn_acc_after",
+    "unlearn_acc_before": "base_acc",
+    "unlearn_acc_after": "unlearned_acc",
     "unlearn_seconds": "unlearn_seconds",
 }
 
