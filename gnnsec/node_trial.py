@@ -10,7 +10,7 @@ snapshot the unlearned model on the graph it serves; compare (:mod:`gnnsec.verif
 Metric names: ``base_acc`` / ``unlearned_acc`` (test nodes outside the forget set, on the original / served
 graph), ``unlearn_seconds``, ``base_train_seconds``, ``time_vs_base`` and the verifier's row prefixed
 ``verify_``. Time relative to Retrain is a ratio across trials (see ``benchmarks/bench_unlearning.py`` and
-``python -m gnnsec.report.unlearning``).
+``gnnsec report``).
 """
 
 from __future__ import annotations
