@@ -306,7 +306,7 @@ def _filter_methods(
     if dropped:
         plan.dropped[name] = dropped
         text = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in dropped.items())
-        log.info("sweep %s: leaving out unregistered %s", name, text)
+        log.warning("sweep %s: leaving out unregistered %s", name, text)
     return None
 
 

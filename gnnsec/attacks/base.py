@@ -156,6 +156,14 @@ class Attack(ABC):
             marked.append(g)
         return fit(model, marked, ctx.train_cfg, loss_fn=adaptive_loss(alpha), desc=f"adaptive/{self.name}")
 
+    def final_training_set(self, ctx: AttackContext, victims: np.ndarray, poisoned: list[Data]) -> list[Data]:
+        """The poisoned training set as it stood at the end of training (what a training-time defense sees).
+
+        The same as ``poisoned`` unless the attack changes its triggers while training (GTA).
+        """
+        del ctx, victims
+        return poisoned
+
     # ---- persistence of the trigger -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Tensors (and plain values) that rebuild the trigger; saved in the artifact cache."""
