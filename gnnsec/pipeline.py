@@ -327,7 +327,9 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
             m.update(
                 {
                     f"defense_{k}": v
-                    for k, v in detection_metrics(run.flagged, bd_info["victims"], len(split.train)).items()
+                    for k, v in detection_metrics(
+                        run.flagged, bd_info["victims"], len(split.train), run.scores
+                    ).items()
                 }
             )
         evaluate_defended(m, res, run, backdoored, ev)

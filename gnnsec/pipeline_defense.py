@@ -61,6 +61,7 @@ class DefenseRun:
     recovered_injector: Callable[[Sequence[Data]], list[Data]] | None = None
     flagged: list[int] | None = None
     cached: bool = False
+    scores: list[float] | None = None
     n_defender: int | None = None  # size of the post-training defender's clean set
 
 
@@ -106,6 +107,7 @@ def run_training_time(
             "flagged": None if outcome.flagged is None else [int(i) for i in outcome.flagged],
             "metrics": outcome.metrics,
             "history": outcome.history,
+            "scores": outcome.scores,
         }
         save_tensors(tmp / "model.pt", outcome.model.state_dict())
         atomic_write_text(tmp / "info.json", json.dumps(info))
@@ -115,17 +117,36 @@ def run_training_time(
     model = recipe.new_model(seed)
     model.load_state_dict(load_tensors(folder / "model.pt"))
     deployed = defense.deploy(model.to(device).eval(), recipe, seed).eval()
-    return DefenseRun(deployed, info["seconds"], info["metrics"], info["history"], None, info["flagged"], hit)
+    return DefenseRun(
+        deployed,
+        info["seconds"],
+        info["metrics"],
+        info["history"],
+        None,
+        info["flagged"],
+        hit,
+        info.get("scores"),
+    )
 
 
-def detection_metrics(flagged: Sequence[int], victims: Sequence[int], n_train: int) -> dict[str, float]:
-    """Precision, recall, F1 of the flagged/isolated training graphs against the true poisoned set."""
+def detection_metrics(
+    flagged: Sequence[int], victims: Sequence[int], n_train: int, scores: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Precision, recall, F1 of the flagged/isolated training graphs against the true poisoned set, and the
+    AUROC of the defense's suspicion scores (when it has them)."""
     f, v = set(int(i) for i in flagged), set(int(i) for i in victims)
     tp = len(f & v)
     precision = tp / len(f) if f else float("nan")
     recall = tp / len(v) if v else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if f and v and tp else 0.0
-    return {
+    out = {}
+    if scores is not None and len(scores) == n_train and 0 < len(v) < n_train:
+        from sklearn.metrics import roc_auc_score
+
+        truth = np.zeros(n_train, dtype=bool)
+        truth[list(v)] = True
+        out["detect_auroc"] = float(roc_auc_score(truth, np.asarray(scores)))
+    return out | {
         "detect_flagged": float(len(f)),
         "detect_true_positives": float(tp),
         "detect_precision": precision,

@@ -247,3 +247,11 @@ def test_detectors_flag_poisoned_graphs_above_the_base_rate(strong: Poisoned, na
         flagged = _flagged(name, strong, seed, explain_epochs=30, helper_epochs=6)
         d = detection_metrics(flagged, strong.victims.tolist(), len(strong.graphs))
         assert d["detect_precision"] > 2 * strong.base_rate, (seed, d)
+
+
+def test_detection_metrics_against_the_true_poisoned_set() -> None:
+    d = detection_metrics([1, 2, 3, 4], [3, 4, 5], 10, scores=[0, 0, 0, 9, 8, 7, 0, 0, 0, 0])
+    assert d["detect_precision"] == 0.5 and d["detect_recall"] == 2 / 3
+    assert d["detect_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert d["detect_auroc"] == 1.0 and d["detect_base_rate"] == 0.3
+    assert detection_metrics([], [1], 4)["detect_f1"] == 0.0

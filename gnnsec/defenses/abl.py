@@ -119,4 +119,4 @@ class ABL(TrainingDefense):
             "isolated_loss_max": float(losses[isolated].max()),
             "train_loss_median": float(losses.median()),
         }
-        return TrainingOutcome(model, isolated.tolist(), metrics, history)
+        return TrainingOutcome(model, isolated.tolist(), metrics, history, (-losses).tolist())

@@ -84,6 +84,8 @@ class ExplanationDetector(TrainingDefense):
         if "top_ratio" in params and not 0.0 < float(params["top_ratio"]) < 1.0:
             raise ConfigError("defense.params.top_ratio", params["top_ratio"], "a ratio in (0, 1)")
 
+    high_is_suspicious: ClassVar[bool] = True
+
     def scores(self, helper: nn.Module, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> Tensor:
         raise NotImplementedError
 
@@ -103,6 +105,7 @@ class ExplanationDetector(TrainingDefense):
         helper.eval()
         s = self.scores(helper, graphs, recipe, seed)
         flagged = self.flag(s)
+        suspicion = s if self.high_is_suspicious else -s
         keep = np.ones(len(graphs), dtype=bool)
         keep[flagged] = False
         log.info("%s: flagged %d of %d training graphs", self.name, len(flagged), len(graphs))
@@ -115,7 +118,7 @@ class ExplanationDetector(TrainingDefense):
             "score_median": float(s.median()),
             "helper_final_loss": helper_hist[-1]["loss"] if helper_hist else float("nan"),
         }
-        return TrainingOutcome(model, flagged.tolist(), metrics, history)
+        return TrainingOutcome(model, flagged.tolist(), metrics, history, suspicion.tolist())
 
 
 def tukey_upper(s: Tensor, k: float) -> np.ndarray:
@@ -157,6 +160,7 @@ class XGBD(ExplanationDetector):
     name = "xgbd"
     version: ClassVar[int] = 1
     param_defaults: ClassVar[dict[str, Any]] = {**ExplanationDetector.param_defaults, "helper_epochs": 20}
+    high_is_suspicious: ClassVar[bool] = False  # a low explanatory-subgraph loss is suspicious
 
     def scores(self, helper: nn.Module, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> Tensor:
         ratio = float(self.params["top_ratio"])

@@ -66,13 +66,15 @@ class TrainingOutcome:
 
     ``flagged``: indices (into the graphs it was given) it isolated or removed as suspicious, or None for a
     defense that flags nothing; the pipeline, which alone knows the poisoned set, turns them into detection
-    precision / recall / F1.
+    precision / recall / F1. ``scores`` (optional): the per-graph suspicion score the flags came from
+    (higher = more suspicious), for the evaluation's detection AUROC.
     """
 
     model: nn.Module
     flagged: list[int] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    scores: list[float] | None = None
 
 
 class TrainingDefense(DefenseMethod, ABC):
