@@ -84,6 +84,7 @@ def summary(args: argparse.Namespace) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     before = df.groupby(["dataset", "attack", "seed"]).first().reset_index()
     before = before.assign(defense="none", defended_asr=before.backdoor_asr, defended_acc=before.backdoor_acc)
+    before = before.drop(columns=[c for c in before if c.startswith("defense_")])
     df = pd.concat([before, df], ignore_index=True)
     agg = (
         df.groupby(["dataset", "attack", "defense"])
@@ -93,7 +94,14 @@ def summary(args: argparse.Namespace) -> pd.DataFrame:
             acc=("defended_acc", "mean"),
             acc_std=("defended_acc", "std"),
             seeds=("seed", "nunique"),
-            n_test=("defended_n", "first"),
+            n_test=("n_test", "first"),
+            n_asr=("backdoor_asr_n", "first"),
+            **{
+                k.removeprefix("defense_detect_"): (k, "mean")
+                for k in ("defense_detect_precision", "defense_detect_recall", "defense_detect_auroc")
+                if k in df
+            },
+            seconds=("defense_seconds", "mean"),
         )
         .reset_index()
     )
