@@ -243,6 +243,12 @@ def run_defense(
     assert cfg.defense is not None
     defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
     if isinstance(defense, TrainingDefense):
+        if cfg.defense.auxiliary_dataset is not None:
+            raise ConfigError(
+                "defense.auxiliary_dataset",
+                cfg.defense.auxiliary_dataset,
+                f"none: {defense.name} trains on the poisoned training set, not on a clean set",
+            )
         spec = defense_spec(defense, backdoor_spec(cfg, ds))
         device = select_device(cfg.train.device)
         poisoned = poisoned_training_set(cfg, ds, cache)

@@ -189,6 +189,8 @@ def test_prune_wrapper_classifies_the_pruned_graph(aids_native: GraphDataset) ->
         got = wrapper(g.x, g.edge_index)
         assert torch.allclose(expected, got)
         assert wrapper.forward_full(g.x, g.edge_index).embedding.shape == (1, 16)
+    pruned = 1 - same_label_edges.size(1) / g.edge_index.size(1)
+    assert wrapper.diagnostics([g])["edges_pruned"] == pytest.approx(pruned)
 
 
 # ---- Randomized Smoothing ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ recomputed after pruning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -67,6 +68,17 @@ class PrunedClassifier(InferenceWrapper):
         keep = keep_mask(x, edge_index, batch, self.threshold, self.source, self.inner)
         ei = edge_index[:, keep]
         return refeaturize(x, ei, self.featurizer), ei
+
+    @torch.no_grad()
+    def diagnostics(self, graphs: Sequence[Data]) -> dict[str, float]:
+        """Fraction of the graphs' edges this wrapper prunes."""
+        removed = total = 0
+        device = next(self.parameters()).device
+        for b in make_loader(graphs, 256):
+            b = b.to(device)
+            keep = keep_mask(b.x, b.edge_index, b.batch, self.threshold, self.source, self.inner)
+            removed, total = removed + int((~keep).sum()), total + keep.numel()
+        return {"edges_pruned": removed / max(total, 1)} if total else {}
 
     def forward_full(
         self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None, edge_weight: Tensor | None = None
