@@ -1,14 +1,15 @@
 """``run_trial(config) -> TrialResult``: data → clean model → attack → defense → metrics.
 
 The only place that composes the layers. Clean and backdoored models come from the artifact cache when a
-previous trial with the same determining settings built them. The defense receives a
-:class:`~gnnsec.defenses.base.DefenderData` made from the holding split alone; only the evaluation below
-knows the real trigger.
+previous trial with the same determining settings built them. A post-training defense receives a
+:class:`~gnnsec.defenses.base.DefenderData` made from the holding split alone; a training-time defense
+receives the poisoned training set as a plain list, the training recipe and a seed, and trains in place of
+the victim (its model cached under :func:`gnnsec.pipeline_defense.defense_spec`). Only the evaluation
+(:class:`gnnsec.pipeline_defense.BackdoorEval`) knows the real trigger, the target and the poisoned set.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -25,11 +26,20 @@ from gnnsec.cache import ArtifactCache, atomic_write_text, code_versions, load_t
 from gnnsec.config import DataConfig, TrialConfig
 from gnnsec.data.loading import GraphDataset, load_graph_dataset
 from gnnsec.data.splits import GraphSplit
-from gnnsec.defenses import DEFENSES, DefenderData
+from gnnsec.defenses import DEFENSES, DefenderData, Defense, InferenceWrapper, TrainingDefense, TrainingRecipe
 from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
 from gnnsec.models import GRAPH_MODELS, GraphClassifier, build_graph_model
+from gnnsec.pipeline_defense import (
+    BackdoorEval,
+    DefenseRun,
+    defense_spec,
+    detection_metrics,
+    evaluate_defended,
+    run_post_training,
+    run_training_time,
+)
 from gnnsec.train import evaluate, fit, predict, select_device
 from gnnsec.verify.backdoor import verify_backdoor_unlearning
 
@@ -76,8 +86,9 @@ def backdoor_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
 
 
 # ---- models --------------------------------------------------------------------------------------------
-def new_model(cfg: TrialConfig, ds: GraphDataset) -> GraphClassifier:
-    torch.manual_seed(cfg.train.seed)
+def new_model(cfg: TrialConfig, ds: GraphDataset, seed: int | None = None) -> GraphClassifier:
+    """A freshly initialised backbone (seeded with ``seed``, default the training seed)."""
+    torch.manual_seed(cfg.train.seed if seed is None else seed)
     m = cfg.model
     return build_graph_model(
         m.name,
@@ -146,6 +157,7 @@ def backdoored_model(
         t_poison = time.perf_counter() - t0
         model = new_model(cfg, ds)
         history = attack.train_backdoored(model, poisoned, ctx, victims)
+        save_tensors(tmp / "poisoned.pt", pack_graphs(attack.final_training_set(ctx, victims, poisoned)))
         info = {
             "seconds": time.perf_counter() - t0,
             "poison_seconds": t_poison,
@@ -161,6 +173,36 @@ def backdoored_model(
     info = json.loads((folder / "info.json").read_text())
     info["cached"] = hit
     return attack, _load_model(cfg, ds, folder), info
+
+
+def pack_graphs(graphs: list) -> dict[str, torch.Tensor]:
+    """A list of graphs (x, edge_index, y) as a few flat tensors (state-dict style, ``weights_only`` safe)."""
+    return {
+        "x": torch.cat([g.x for g in graphs]),
+        "edge_index": torch.cat([g.edge_index for g in graphs], 1),
+        "num_nodes": torch.tensor([g.num_nodes for g in graphs]),
+        "num_edges": torch.tensor([g.edge_index.size(1) for g in graphs]),
+        "y": torch.cat([g.y.view(-1) for g in graphs]),
+    }
+
+
+def unpack_graphs(packed: dict[str, torch.Tensor]) -> list:
+    from torch_geometric.data import Data
+
+    xs = packed["x"].split(packed["num_nodes"].tolist())
+    eis = packed["edge_index"].split(packed["num_edges"].tolist(), dim=1)
+    return [Data(x=x, edge_index=ei, y=y.view(1)) for x, ei, y in zip(xs, eis, packed["y"])]
+
+
+def poisoned_training_set(cfg: TrialConfig, ds: GraphDataset, cache: ArtifactCache) -> list:
+    """The poisoned training set the backdoored model was trained on (GTA: with its final triggers)."""
+    folder = cache.path("backdoor", backdoor_spec(cfg, ds))
+    return unpack_graphs(load_tensors(folder / "poisoned.pt"))
+
+
+def training_recipe(cfg: TrialConfig, ds: GraphDataset) -> TrainingRecipe:
+    """What a training-time defender knows of the victim's training: backbone, settings, features."""
+    return TrainingRecipe(lambda seed: new_model(cfg, ds, seed), cfg.train, ds.featurizer, ds.num_classes)
 
 
 def defender_data(cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, model: nn.Module) -> DefenderData:
@@ -196,20 +238,32 @@ def defender_data(cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, model: 
     return DefenderData(graphs, ds.num_classes, f)
 
 
+def run_defense(
+    cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, cache: ArtifactCache, backdoored: GraphClassifier
+) -> DefenseRun:
+    """Run the configured defense: post-training on the backdoored model + clean set, or training-time on
+    the poisoned training set in place of the victim's own training."""
+    assert cfg.defense is not None
+    defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
+    if isinstance(defense, TrainingDefense):
+        if cfg.defense.auxiliary_dataset is not None:
+            raise ConfigError(
+                "defense.auxiliary_dataset",
+                cfg.defense.auxiliary_dataset,
+                f"none: {defense.name} trains on the poisoned training set, not on a clean set",
+            )
+        spec = defense_spec(defense, backdoor_spec(cfg, ds))
+        device = select_device(cfg.train.device)
+        poisoned = poisoned_training_set(cfg, ds, cache)
+        return run_training_time(defense, poisoned, training_recipe(cfg, ds), cache, spec, device)
+    assert isinstance(defense, Defense)
+    clean_set = defender_data(cfg, ds, split, backdoored)
+    run = run_post_training(defense, backdoored, clean_set)
+    run.n_defender = len(clean_set.graphs)
+    return run
+
+
 # ---- the trial -----------------------------------------------------------------------------------------
-def _embeddings(model: nn.Module, graphs: list) -> np.ndarray:
-    from gnnsec.train import make_loader
-
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    with torch.no_grad():
-        for b in make_loader(graphs, 256):
-            b = b.to(device)
-            out.append(model.forward_full(b.x, b.edge_index, b.batch).embedding.cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0))
-
-
 def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResult:
     """Run one trial and return its metrics. Metric names: ``<model>_<metric>``, model ∈ clean/backdoor/defended."""
     from gnnsec.data.registry import DATASETS
@@ -279,47 +333,23 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
     res.artifacts["per_class_acc"]["backdoor"] = bd_eval.per_class_acc
 
     if cfg.defense is not None:
-        defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
-        clean_set = defender_data(cfg, ds, split, backdoored)
-        m["n_defender"] = len(clean_set.graphs)
-        t0 = time.perf_counter()
-        outcome = defense.defend(copy.deepcopy(backdoored), clean_set)
-        m["defense_seconds"] = time.perf_counter() - t0
-        defended = outcome.model.eval()
-        def_eval = evaluate(defended, test, ds.num_classes)
-        m.update(def_eval.as_dict("defended_"))
-        attack.reseed(EVAL_SALT)  # the same triggered graphs again, with their trigger masks (verify/)
-        m.update(verify_backdoor_unlearning(attack, backdoored, defended, victims_test, target))
-        m.update(
-            {
-                f"defended_{k}": v
-                for k, v in attack_success(
-                    defended, triggered, target, predict(defended, victims_test), labels
-                ).items()
-            }
-        )
-        m.update({f"defense_{k}": v for k, v in outcome.metrics.items()})
-        res.history["defense"] = outcome.history
-        res.artifacts["per_class_acc"]["defended"] = def_eval.per_class_acc
-        if outcome.recovered_injector is not None:
-            _recovery_metrics(m, backdoored, outcome.recovered_injector, victims_test, triggered, target)
-        res.artifacts["embeddings"] = {
-            "labels": [int(g.y) for g in test],
-            "target": target,
-            "backdoor_clean": _embeddings(backdoored, test).tolist(),
-            "backdoor_triggered": _embeddings(backdoored, triggered).tolist(),
-            "defended_clean": _embeddings(defended, test).tolist(),
-            "defended_triggered": _embeddings(defended, triggered).tolist(),
-        }
+        ev = BackdoorEval(test, victims_test, triggered, labels, target, ds.num_classes)
+        run = run_defense(cfg, ds, split, cache, backdoored)
+        m["defense_cached"] = float(run.cached)
+        if run.n_defender is not None:
+            m["n_defender"] = run.n_defender
+        if run.flagged is not None:
+            m.update(
+                {
+                    f"defense_{k}": v
+                    for k, v in detection_metrics(
+                        run.flagged, bd_info["victims"], len(split.train), run.scores
+                    ).items()
+                }
+            )
+        evaluate_defended(m, res, run, backdoored, ev)
+        if not isinstance(run.model, InferenceWrapper):  # attribution needs a differentiable model
+            attack.reseed(EVAL_SALT)  # the same triggered graphs again, with their trigger masks (verify/)
+            m.update(verify_backdoor_unlearning(attack, backdoored, run.model, victims_test, target))
     m["trial_seconds"] = time.perf_counter() - t_start
     return res
-
-
-def _recovery_metrics(m: dict, backdoored: nn.Module, injector, victims_test, triggered, target: int) -> None:  # noqa: ANN001
-    """Recovery-ASR and real-vs-recovered trigger similarity (GCleaner Table 4), evaluation side only."""
-    recovered = injector(victims_test)
-    m.update({f"recovery_{k}": v for k, v in attack_success(backdoored, recovered, target).items()})
-    real_emb = torch.as_tensor(_embeddings(backdoored, triggered))
-    rec_emb = torch.as_tensor(_embeddings(backdoored, recovered))
-    if len(real_emb):
-        m["recovery_similarity"] = float(nn.functional.cosine_similarity(real_emb, rec_emb, dim=-1).mean())

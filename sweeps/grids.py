@@ -18,6 +18,7 @@ from sweeps.spec import Preset, SubSweep
 DATASETS4 = ("AIDS", "Fingerprint", "COLLAB", "Bitcoin")  # Table 2
 ATTACKS4 = ("sub_ba", "gta", "exp_ba", "motif_ba")  # Table 3 rows
 DEFENSES_T3 = ("gcleaner", "abl", "prune", "smoothing", "finetune")  # Table 3 columns + fine-tuning baseline
+DETECTORS_T7 = ("ed", "xgbd", "gcleaner")  # Table 7: detect on the training set, drop, retrain; vs GCleaner
 BACKBONES = ("GCN", "GAT", "GIN", "GraphSAGE")  # Figure 8
 RECOVERY_EXPLAINERS = ("random", "gnnexplainer", "pgexplainer", "subgraphx")  # Table 4
 HEATMAP_METHODS = ("none", "gnnexplainer", "integrated_gradients", "guided_backprop", "gradcam")  # Table 6
@@ -89,6 +90,14 @@ SUBSWEEPS: dict[str, SubSweep] = {
             factor="attack.trigger_size",
             methods=_M,
             description="trigger size 5-50% of the average graph size, four datasets",
+        ),
+        SubSweep(
+            "detection",
+            "Table 7",
+            axes={"attack.name": ATTACKS4, "defense.name": DETECTORS_T7},
+            fixed={"data.dataset": "AIDS"},
+            methods=_M,
+            description="detectors ED, XGBD (training set filtered, model retrained) vs GCleaner on AIDS",
         ),
         SubSweep(
             "holding_rate",

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.cache": 8,
     "gnnsec.pipeline": 9,
     "gnnsec.node_trial": 9,
+    "gnnsec.pipeline_defense": 9,
     "gnnsec.tracking": 10,
     "gnnsec.report": 10,
     "gnnsec.cli": 11,

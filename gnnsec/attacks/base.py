@@ -151,6 +151,14 @@ class Attack(ABC):
         loss_fn = adaptive_loss(alpha, [poisoned[int(i)] for i in victims], seed=self.cfg.seed)
         return fit(model, poisoned, ctx.train_cfg, loss_fn=loss_fn, desc=f"adaptive/{self.name}")
 
+    def final_training_set(self, ctx: AttackContext, victims: np.ndarray, poisoned: list[Data]) -> list[Data]:
+        """The poisoned training set as it stood at the end of training (what a training-time defense sees).
+
+        The same as ``poisoned`` unless the attack changes its triggers while training (GTA).
+        """
+        del ctx, victims
+        return poisoned
+
     # ---- persistence of the trigger -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Tensors (and plain values) that rebuild the trigger; saved in the artifact cache."""

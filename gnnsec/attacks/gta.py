@@ -250,6 +250,14 @@ class GTA(Attack):
         )
         return history
 
+    def final_training_set(self, ctx: AttackContext, victims: np.ndarray, poisoned: list[Data]) -> list[Data]:
+        """The victims triggered by the final (trained) generators at their training positions."""
+        if self._victim_positions is None:
+            return poisoned
+        pos, mask = self._victim_positions
+        vbatch = Batch.from_data_list([ctx.train_graphs[int(i)] for i in victims])
+        return self.relabel(ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask))
+
     def _update_generators(
         self,
         model: nn.Module,

@@ -1,4 +1,8 @@
-"""The defense interface. A defender holds only the (backdoored) model and a small clean set.
+"""The post-training defense interface. A defender holds only the (backdoored) model and a small clean set.
+
+The other two kinds (training-time defenses that train the model themselves, and inference-time wrappers)
+live in :mod:`gnnsec.defenses.kinds`; every kind shares :class:`DefenseMethod` (name, code version,
+validated ``params``).
 
 ``Defense.defend(model, clean)`` receives exactly those two things plus the defense's own settings: never the
 trigger, the attack or the target label (GCleaner section 3, "Defender's capability"). :class:`DefenderData`
@@ -43,24 +47,20 @@ class DefenseOutcome:
     recovered_injector: Callable[[Sequence[Data]], list[Data]] | None = None
 
 
-class Defense(ABC):
+class DefenseMethod:
+    """What every registered defense has, whatever its kind: a name, a code version and its settings.
+
+    ``version`` goes into artifact-cache keys: bump it when a change alters what the defense produces.
+    """
+
     name: ClassVar[str]
     version: ClassVar[int] = 1  # bump when the defense's behaviour changes (cache keys, tracked params)
     param_defaults: ClassVar[dict[str, Any]] = {}
     param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
-    #: Optional progress hook set by a caller (e.g. the tuner's ASHA scheduler): a defense that trains in
-    #: epochs calls :meth:`report_epoch` with its own per-epoch signals (defender-side data only).
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None
-
     def __init__(self, cfg: DefenseConfig) -> None:
         self.cfg = cfg
         self.params = {**self.param_defaults, **cfg.params}
-
-    def report_epoch(self, epoch: int, row: dict[str, float]) -> None:
-        """Pass one epoch's signals to :attr:`on_epoch` (no-op when no hook is set)."""
-        if self.on_epoch is not None:
-            self.on_epoch(epoch, dict(row))
 
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
@@ -71,6 +71,23 @@ class Defense(ABC):
                 )
             if key in cls.param_choices and value not in cls.param_choices[key]:
                 raise ConfigError(f"defense.params.{key}", value, cls.param_choices[key])
+            default = cls.param_defaults[key]
+            numeric = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise ConfigError(f"defense.params.{key}", value, f"a number like {default}")
+
+
+class Defense(DefenseMethod, ABC):
+    """Post-training defense: ``defend(model, clean)`` on the trained (backdoored) model."""
+
+    #: Optional progress hook set by a caller (e.g. the tuner's ASHA scheduler): a defense that trains in
+    #: epochs calls :meth:`report_epoch` with its own per-epoch signals (defender-side data only).
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None
+
+    def report_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        """Pass one epoch's signals to :attr:`on_epoch` (no-op when no hook is set)."""
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, dict(row))
 
     @abstractmethod
     def defend(self, model: nn.Module, clean: DefenderData) -> DefenseOutcome:
