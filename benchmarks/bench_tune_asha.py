@@ -76,7 +76,16 @@ def main() -> None:
         env.setdefault("OMP_NUM_THREADS", "1")
         warm = subprocess.run(  # build the backdoored model once, outside the timed runs
             [*base[:2], *base[2:6], "--trials", "1", "--concurrency", "1", "--num-cpus", "1"]
-            + ["--max-epochs", "1", "--run-dir", str(Path(tmp) / "warm"), "--cache-dir", str(cache)]
+            + [
+                "--max-epochs",
+                "1",
+                "--grace",
+                "1",
+                "--run-dir",
+                str(Path(tmp) / "warm"),
+                "--cache-dir",
+                str(cache),
+            ]
             + [a for item in args.set for a in ("--set", item)],
             env=env,
             capture_output=True,

@@ -173,6 +173,16 @@ def summary(path: Path, paper_csv: Path) -> str:
     return "\n".join(lines)
 
 
+def _paper_csv() -> Path:
+    """``shared/reference/gcleaner_table3.csv`` next to the checkout (or next to its parent folder)."""
+    here = Path(__file__).resolve()
+    for root in here.parents[1:4]:
+        path = root / "shared" / "reference" / "gcleaner_table3.csv"
+        if path.is_file():
+            return path
+    return here.parents[2] / "shared" / "reference" / "gcleaner_table3.csv"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["AIDS", "Fingerprint", "Bitcoin"])
@@ -186,7 +196,7 @@ def main() -> None:
     ap.add_argument(
         "--paper",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared/reference/gcleaner_table3.csv",
+        default=_paper_csv(),
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         study_name=study_name,
         storage=storage,
     )
+    max_t = len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1  # + the final report
     scheduler = (
         None
         if args.scheduler == "fifo"
@@ -359,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             metric="objective",
             mode="max",
             time_attr="training_iteration",
-            max_t=len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1,  # + the final report
-            grace_period=max(1, args.grace),
+            max_t=max_t,
+            grace_period=min(max(1, args.grace), max_t),
             reduction_factor=2,
         )
     )
