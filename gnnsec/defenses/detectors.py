@@ -87,6 +87,18 @@ class ExplanationDetector(TrainingDefense):
     high_is_suspicious: ClassVar[bool] = True
 
     def scores(self, helper: nn.Module, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> Tensor:
+        """Per-graph score: explain each batch, take S (the top ``top_ratio`` nodes), :meth:`batch_score` it."""
+        ratio = float(self.params["top_ratio"])
+        device = next(helper.parameters()).device
+        out = []
+        for i, b in enumerate(make_loader(graphs, 128)):
+            b = b.to(device)
+            s_mask = top_nodes(self.explain(helper, b, seed * 7919 + i), b.batch, b.num_graphs, ratio)
+            out.append(self.batch_score(helper, b, s_mask, recipe).cpu())
+        return torch.cat(out)
+
+    def batch_score(self, helper: nn.Module, b, s_mask: Tensor, recipe: TrainingRecipe) -> Tensor:  # noqa: ANN001
+        """The detector's statistic for each graph of batch ``b`` given its explanatory nodes ``s_mask``."""
         raise NotImplementedError
 
     def flag(self, scores: Tensor) -> np.ndarray:
@@ -131,25 +143,17 @@ class ED(ExplanationDetector):
     name = "ed"
     version: ClassVar[int] = 1
 
-    def scores(self, helper: nn.Module, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> Tensor:
-        ratio = float(self.params["top_ratio"])
-        device = next(helper.parameters()).device
-        out = []
-        for i, b in enumerate(make_loader(graphs, 128)):
-            b = b.to(device)
-            imp = self.explain(helper, b, seed * 7919 + i)
-            s_mask = top_nodes(imp, b.batch, b.num_graphs, ratio)
-            with torch.no_grad():
-                pred = helper(b.x, b.edge_index, b.batch).argmax(-1)
-            p_full = _class_prob(helper, b.x, b.edge_index, b.batch, b.num_graphs, pred)
-            p_without = _class_prob(
-                helper, *_restrict(b.x, b.edge_index, b.batch, ~s_mask, recipe.featurizer), b.num_graphs, pred
-            )
-            p_only = _class_prob(
-                helper, *_restrict(b.x, b.edge_index, b.batch, s_mask, recipe.featurizer), b.num_graphs, pred
-            )
-            out.append(((p_full - p_without) - (p_full - p_only)).cpu())
-        return torch.cat(out)
+    def batch_score(self, helper: nn.Module, b, s_mask: Tensor, recipe: TrainingRecipe) -> Tensor:  # noqa: ANN001
+        with torch.no_grad():
+            pred = helper(b.x, b.edge_index, b.batch).argmax(-1)
+        p_full = _class_prob(helper, b.x, b.edge_index, b.batch, b.num_graphs, pred)
+        p_without = _class_prob(
+            helper, *_restrict(b.x, b.edge_index, b.batch, ~s_mask, recipe.featurizer), b.num_graphs, pred
+        )
+        p_only = _class_prob(
+            helper, *_restrict(b.x, b.edge_index, b.batch, s_mask, recipe.featurizer), b.num_graphs, pred
+        )
+        return (p_full - p_without) - (p_full - p_only)  # fidelity+ - fidelity-
 
     def flag(self, scores: Tensor) -> np.ndarray:
         return tukey_upper(scores, float(self.params["fence"]))
@@ -163,18 +167,13 @@ class XGBD(ExplanationDetector):
     high_is_suspicious: ClassVar[bool] = False  # a low explanatory-subgraph loss is suspicious
 
     def scores(self, helper: nn.Module, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> Tensor:
-        ratio = float(self.params["top_ratio"])
-        device = next(helper.parameters()).device
-        out = []
-        for i, b in enumerate(make_loader(graphs, 128)):
-            b = b.to(device)
-            imp = self.explain(helper, b, seed * 7919 + i)
-            s_mask = top_nodes(imp, b.batch, b.num_graphs, ratio)
-            p_label = _class_prob(
-                helper, *_restrict(b.x, b.edge_index, b.batch, s_mask, recipe.featurizer), b.num_graphs, b.y
-            )
-            out.append(-torch.log(p_label.clamp(min=1e-12)).cpu())
-        return torch.log(torch.cat(out).clamp(min=1e-12))
+        return torch.log(super().scores(helper, graphs, recipe, seed).clamp(min=1e-12))  # log-losses
+
+    def batch_score(self, helper: nn.Module, b, s_mask: Tensor, recipe: TrainingRecipe) -> Tensor:  # noqa: ANN001
+        p_label = _class_prob(
+            helper, *_restrict(b.x, b.edge_index, b.batch, s_mask, recipe.featurizer), b.num_graphs, b.y
+        )
+        return -torch.log(p_label.clamp(min=1e-12))
 
     def flag(self, scores: Tensor) -> np.ndarray:
         return tukey_upper(-scores, float(self.params["fence"]))
