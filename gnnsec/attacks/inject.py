@@ -37,6 +37,15 @@ def binarize(soft: Tensor, threshold: float = 0.5) -> Tensor:
     return StraightThroughThreshold.apply(soft, threshold)
 
 
+def trigger_nodes(batch: Batch, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Global ids [B, k] of each graph's trigger positions and a node flag of trigger membership."""
+    device = batch.edge_index.device
+    gpos = batch.ptr[:-1].view(-1, 1).to(device) + positions.to(device)
+    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
+    in_trigger[gpos[mask.to(device)]] = True
+    return gpos, in_trigger
+
+
 def soft_inject(
     batch: Batch,
     positions: Tensor,
@@ -55,9 +64,7 @@ def soft_inject(
     device = batch.x.device
     positions, mask = positions.to(device), mask.to(device)
     k = positions.size(1)
-    gpos = batch.ptr[:-1].view(-1, 1).to(device) + positions
-    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
-    in_trigger[gpos[mask]] = True
+    gpos, in_trigger = trigger_nodes(batch, positions, mask)
     src, dst = batch.edge_index
     keep = ~(in_trigger[src] & in_trigger[dst])
     off_diag = ~torch.eye(k, dtype=torch.bool, device=device)
@@ -79,9 +86,7 @@ def trigger_edges(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) ->
     device = batch.edge_index.device
     positions, mask = positions.to(device), mask.to(device)
     B, k = positions.shape
-    gpos = batch.ptr[:-1].view(-1, 1).to(device) + positions  # [B, k] global node ids
-    in_trigger = torch.zeros(batch.num_nodes, dtype=torch.bool, device=device)
-    in_trigger[gpos[mask]] = True
+    gpos, in_trigger = trigger_nodes(batch, positions, mask)
     adj = adj.to(device)
     if adj.dim() == 2:
         adj = adj.unsqueeze(0).expand(B, k, k)
