@@ -303,7 +303,7 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
     victims_test = [g for g in test if int(g.y) != target]
     labels = torch.tensor([int(g.y) for g in victims_test], dtype=torch.long)
     attack.reseed(EVAL_SALT)
-    triggered = attack.inject(victims_test)
+    triggered, trigger_masks = attack.inject_with_masks(victims_test)
     bd_eval = evaluate(backdoored, test, ds.num_classes)
     m.update(bd_eval.as_dict("backdoor_"))
     m.update(
@@ -349,7 +349,6 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
             )
         evaluate_defended(m, res, run, backdoored, ev)
         if not isinstance(run.model, InferenceWrapper):  # attribution needs a differentiable model
-            attack.reseed(EVAL_SALT)  # the same triggered graphs again, with their trigger masks (verify/)
-            m.update(verify_backdoor_unlearning(attack, backdoored, run.model, victims_test, target))
+            m.update(verify_backdoor_unlearning(backdoored, run.model, triggered, trigger_masks, target))
     m["trial_seconds"] = time.perf_counter() - t_start
     return res

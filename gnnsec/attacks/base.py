@@ -97,20 +97,33 @@ class Attack(ABC):
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         """The trigger's adjacency (and features) for each graph of ``batch``."""
 
-    def inject_batch(self, batch: Batch) -> Batch:
-        from gnnsec.attacks.inject import replace_subgraph
+    def inject_batch(self, batch: Batch) -> tuple[Batch, Tensor]:
+        """The batch with the trigger injected, and the node flag of the trigger's nodes."""
+        from gnnsec.attacks.inject import replace_subgraph, trigger_nodes
 
         with torch.no_grad():
             pos, mask = self.positions(batch)
             trig = self.trigger(batch, pos, mask)
-            return replace_subgraph(batch, pos, mask, trig.adj, trig.features, self.featurizer)
+            injected = replace_subgraph(batch, pos, mask, trig.adj, trig.features, self.featurizer)
+        return injected, trigger_nodes(batch, pos, mask)[1]
 
     def inject(self, graphs: Sequence[Data], batch_size: int = 512) -> list[Data]:
         """The same graphs with the trigger injected (labels untouched)."""
+        return self.inject_with_masks(graphs, batch_size)[0]
+
+    def inject_with_masks(
+        self, graphs: Sequence[Data], batch_size: int = 512
+    ) -> tuple[list[Data], list[Tensor]]:
+        """:meth:`inject` plus, per graph, the boolean mask of its trigger nodes (for the evaluation's
+        attribution metrics, ``gnnsec.verify.backdoor``)."""
         out: list[Data] = []
+        masks: list[Tensor] = []
         for batch in make_loader(graphs, batch_size):
-            out.extend(self.inject_batch(batch).to_data_list())
-        return out
+            injected, in_trigger = self.inject_batch(batch)
+            out.extend(injected.to_data_list())
+            ptr = batch.ptr.tolist()
+            masks.extend(in_trigger[ptr[i] : ptr[i + 1]].cpu() for i in range(batch.num_graphs))
+        return out, masks
 
     # ---- poisoning and training --------------------------------------------------------------------
     def select_victims(self, graphs: Sequence[Data]) -> np.ndarray:

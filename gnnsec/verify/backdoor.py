@@ -22,27 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gnnsec.attacks.inject import replace_subgraph, trigger_edges
 from gnnsec.train import make_loader
-
-
-def inject_with_masks(
-    attack, graphs: Sequence[Data], batch_size: int = 512
-) -> tuple[list[Data], list[Tensor]]:  # noqa: ANN001
-    """``attack.inject(graphs)`` (same random draws, so the same graphs after the same ``reseed``) plus,
-    per graph, the boolean mask of its trigger nodes."""
-    out: list[Data] = []
-    masks: list[Tensor] = []
-    for batch in make_loader(graphs, batch_size):
-        with torch.no_grad():
-            pos, mask = attack.positions(batch)
-            trig = attack.trigger(batch, pos, mask)
-            injected = replace_subgraph(batch, pos, mask, trig.adj, trig.features, attack.featurizer)
-            _, in_trigger = trigger_edges(batch, pos, mask, trig.adj)
-        out.extend(injected.to_data_list())
-        ptr = batch.ptr.tolist()
-        masks.extend(in_trigger[ptr[i] : ptr[i + 1]].cpu() for i in range(batch.num_graphs))
-    return out, masks
 
 
 def graph_saliency(
@@ -80,14 +60,14 @@ def heatmap_shift_graphs(pre: Sequence[Tensor], post: Sequence[Tensor]) -> float
 
 
 def verify_backdoor_unlearning(
-    attack,
     before: nn.Module,
     after: nn.Module,
-    victims: Sequence[Data],
-    target: int,  # noqa: ANN001
+    triggered: Sequence[Data],
+    masks: Sequence[Tensor],
+    target: int,
 ) -> dict[str, float]:
-    """The metrics above on ``victims`` with the trigger injected (call after ``attack.reseed``)."""
-    triggered, masks = inject_with_masks(attack, victims)
+    """The metrics above on the ``triggered`` test graphs, whose trigger nodes ``masks`` flags
+    (``Attack.inject_with_masks``)."""
     if not triggered:
         return {}
     s_pre = graph_saliency(before, triggered, target)
