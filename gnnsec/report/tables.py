@@ -21,11 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def reference_dir() -> Path | None:
-    """``$GNNSEC_REFERENCE_DIR``, else the nearest ``shared/reference`` beside the checkout or its parents
+    """``$GNNSEC_REFERENCE_DIR``, else ``reference/`` beside the data mirror (``$GNNSEC_DATA_MIRROR/..``,
+    as in ``shared/``), else the nearest ``shared/reference`` beside the checkout or its parents
     (``<checkout>/../shared/reference``; also for git worktrees one level deeper)."""
     env = os.environ.get("GNNSEC_REFERENCE_DIR")
     if env:
         return Path(env)
+    mirror = os.environ.get("GNNSEC_DATA_MIRROR")
+    if mirror and (Path(mirror).expanduser().parent / "reference").is_dir():
+        return Path(mirror).expanduser().parent / "reference"
     for parent in Path(__file__).resolve().parents[3:6]:
         if (parent / "shared" / "reference").is_dir():
             return parent / "shared" / "reference"
