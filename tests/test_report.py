@@ -330,3 +330,17 @@ def test_report_command(store: tuple[str, str, Path], capsys: pytest.CaptureFixt
     assert str(out / "gcleaner_fig6.png") in payload["figures"] and not list(out.glob("*.pdf"))
     assert main([*args[:2], "gnnsec/typo", *args[3:]]) == 2
     assert "invalid --experiment='gnnsec/typo'" in capsys.readouterr().err
+
+
+def test_a_missing_reference_folder_is_listed_not_silent(store: tuple[str, str, Path]) -> None:
+    """Without the paper's CSVs the tables still render, and skipped.csv says the paper column is missing."""
+    uri, _, tmp = store
+    empty = tmp / "no-reference"
+    empty.mkdir(exist_ok=True)
+    out = tmp / "out-noref"
+    build_report(EXP, uri, out, empty, formats=("png",))
+    assert (out / "gcleaner_table3.csv").is_file()
+    skipped = pd.read_csv(out / "skipped.csv")
+    row = skipped[skipped["item"].str.contains("Table 3") & skipped["item"].str.contains("paper column")]
+    assert len(row) == 1
+    assert "gcleaner_table3.csv not found" in row["reason"].iloc[0] and str(empty) in row["reason"].iloc[0]

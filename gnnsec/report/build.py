@@ -28,7 +28,8 @@ from gnnsec.report.figures import FACTOR_FIGURES, FigureResult, epochs_figure, f
 from gnnsec.report.html import render_html
 from gnnsec.report.runs import ArtifactReader, experiment_names, latest_experiment, load_runs, subsweep
 from gnnsec.report.summary import Table, atomic_write_csv, differences, write_table
-from gnnsec.report.tables import GCLEANER_TABLES
+from gnnsec.report.tables import GCLEANER_TABLES, read_reference
+from gnnsec.report.tables import reference_dir as default_reference_dir
 from gnnsec.report.tables_unlearning import UNLEARNING_TABLES
 from gnnsec.report.tsne import fig10
 
@@ -113,6 +114,13 @@ def provenance(all_runs: pd.DataFrame, experiment: str, uri: str) -> dict[str, s
     }
 
 
+def _missing_reference(item: Any, folder: str | Path | None) -> str:
+    """Why a rendered table has no paper column: its reference CSV was found nowhere."""
+    where = folder or default_reference_dir()
+    looked = f"looked in {where}" if where else "no shared/reference beside the checkout or the data mirror"
+    return f"reference CSV {item.reference} not found ({looked}); set GNNSEC_REFERENCE_DIR or --reference"
+
+
 def build_report(
     experiment: str | None = None,
     uri: str | None = None,
@@ -159,6 +167,13 @@ def build_report(
                     continue
                 tables.append(table)
                 written["tables"] += write_table(table, out)
+                if item.reference and read_reference(item.reference, reference_dir) is None:
+                    skipped.append(
+                        (
+                            f"{item.paper} {item.caption}: paper column",
+                            _missing_reference(item, reference_dir),
+                        )
+                    )
             else:
                 result = figure_fns[item.key](runs)
                 if result is None:
