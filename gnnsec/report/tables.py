@@ -163,6 +163,21 @@ def _after(
     return summarize(groups, {**_rates(df, "defended"), **(extra or {})}, _seeds(df), _counts(df, "defended"))
 
 
+def _after_beside_paper(
+    key: str,
+    df: pd.DataFrame,
+    groups: dict[str, pd.Series],
+    reference: Path | str | None,
+    extra: dict[str, pd.Series] | None = None,
+) -> pd.DataFrame:
+    """Defended ASR/ACC per group (plus ``extra`` metrics) with the paper's ASR/ACC of table ``key`` beside."""
+    frame = _after(df, groups, extra)
+    paper = melt_reference(
+        read_reference(ITEM[key].reference, reference), list(groups), {"asr": "asr", "acc": "acc"}
+    )
+    return attach_paper(frame, paper, list(groups))
+
+
 def table4(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
     """Recovery explainer x attack: real-vs-recovered similarity, Recovery-ASR, Unlearn-ASR (AIDS)."""
     df = subsweep(runs, "recovery_explainer")
@@ -303,13 +318,8 @@ def table7(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
         "defense": param(df, PARAM["defense"]),
     }
     det = {k: 100 * metric(df, METRIC[k]) for k in ("det_precision", "det_recall", "det_f1")}
-    frame = _after(df, groups, det)
-    paper = melt_reference(
-        read_reference(ITEM["gcleaner_table7"].reference, reference),
-        list(groups),
-        {"asr": "asr", "acc": "acc"},
-    )
-    frame = _order_defenses(attach_paper(frame, paper, list(groups)), ["dataset", "attack"])
+    frame = _after_beside_paper("gcleaner_table7", df, groups, reference, det)
+    frame = _order_defenses(frame, ["dataset", "attack"])
     return _table(
         "gcleaner_table7",
         frame,
@@ -327,13 +337,8 @@ def table8(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
         "attack": labelled(param(df, PARAM["attack"]), "attack"),
         "n": param(df, PARAM["n"]),
     }
-    frame = _after(df, groups)
-    paper = melt_reference(
-        read_reference(ITEM["gcleaner_table8"].reference, reference),
-        list(groups),
-        {"asr": "asr", "acc": "acc"},
-    )
-    return _table("gcleaner_table8", attach_paper(frame, paper, list(groups)), list(groups), ["asr", "acc"])
+    frame = _after_beside_paper("gcleaner_table8", df, groups, reference)
+    return _table("gcleaner_table8", frame, list(groups), ["asr", "acc"])
 
 
 def table9(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
@@ -344,15 +349,9 @@ def table9(runs: pd.DataFrame, reference: Path | str | None = None) -> Table:
         "attack": labelled(param(df, PARAM["attack"]), "attack"),
         **{k: param(df, PARAM[k]).map(_flag) for k in ("l1_unlearn", "l2_unlearn", "l_explain")},
     }
-    frame = _after(df, groups)
-    paper = melt_reference(
-        read_reference(ITEM["gcleaner_table9"].reference, reference),
-        list(groups),
-        {"asr": "asr", "acc": "acc"},
-    )
     return _table(
         "gcleaner_table9",
-        attach_paper(frame, paper, list(groups)),
+        _after_beside_paper("gcleaner_table9", df, groups, reference),
         list(groups),
         ["asr", "acc"],
         "The paper's all-off row is the backdoored model; ours is GCleaner with every loss off.",
