@@ -12,17 +12,9 @@ from gnnsec.cache import ArtifactCache
 from gnnsec.config import TrialConfig
 from gnnsec.data import load_graph_dataset
 from gnnsec.defenses import DEFENSES
+from sweeps.grids import PRESETS
 
-PARAMS = {
-    "finetune": {"epochs": 2},
-    "gcleaner": {
-        "recovery_epochs": 2,
-        "unlearn_epochs": 2,
-        "teacher_epochs": 2,
-        "restarts": 1,
-        "recovery_explainer": "random",
-    },
-}
+PARAMS = PRESETS["smoke"].defense_params  # the CI preset's tiny settings, one place
 
 
 class RecordingList(list):
