@@ -46,9 +46,10 @@ def estimate(plan: Plan) -> dict[str, float]:
     seen_clean: set[str] = set()
     seen_bd: set[str] = set()
     for t in schedule(plan.trials):
-        new_clean = t.clean_key not in seen_clean
+        new_clean = t.clean_key is not None and t.clean_key not in seen_clean
         new_bd = t.backdoor_key is not None and t.backdoor_key not in seen_bd
-        seen_clean.add(t.clean_key)
+        if t.clean_key:
+            seen_clean.add(t.clean_key)
         if t.backdoor_key:
             seen_bd.add(t.backdoor_key)
         out[t.subsweep] += trial_seconds(t, new_clean, new_bd)
@@ -84,11 +85,23 @@ def dry_run_text(plan: Plan, args: argparse.Namespace) -> str:
         )
     total = sum(est.values())
     lines.append("-" * len(header))
+    models = plan.distinct_models()
+    lines.append(
+        f"distinct models to train (each once, shared through the artifact cache): {models['clean']} clean, "
+        f"{models['backdoor']} backdoored, {models['defended']} training-time-defense, "
+        f"{models['node_base']} node base"
+        + (" (attack.clean_floor=false: clean models only where the attack needs one)" if _floor_off(plan) else "")
+    )
     lines.append(
         f"total {len(plan.trials)} trials, ~{_hms(total)} CPU time; wall ~{_hms(total / slots + 15)} with "
         f"{slots} concurrent trial(s) (rough: GIN cost model, cold artifact cache)"
     )
     return "\n".join(lines)
+
+
+def _floor_off(plan: Plan) -> bool:
+    attacks = [t.config["attack"] for t in plan.trials if t.config.get("attack")]
+    return bool(attacks) and not any(a.get("clean_floor", True) for a in attacks)
 
 
 def _slots(args: argparse.Namespace) -> int:
