@@ -90,7 +90,11 @@ def dry_run_text(plan: Plan, args: argparse.Namespace) -> str:
         f"distinct models to train (each once, shared through the artifact cache): {models['clean']} clean, "
         f"{models['backdoor']} backdoored, {models['defended']} training-time-defense, "
         f"{models['node_base']} node base"
-        + (" (attack.clean_floor=false: clean models only where the attack needs one)" if _floor_off(plan) else "")
+        + (
+            " (attack.clean_floor=false: clean models only where the attack needs one)"
+            if _floor_off(plan)
+            else ""
+        )
     )
     lines.append(
         f"total {len(plan.trials)} trials, ~{_hms(total)} CPU time; wall ~{_hms(total / slots + 15)} with "
