@@ -162,3 +162,15 @@ def test_a_real_trial_builds_exactly_the_planned_models(tmp_path, mirror) -> Non
         f"{k.name}/{e.name}" for k in cache.root.iterdir() if k.is_dir() for e in k.iterdir() if e.is_dir()
     }
     assert built == {planned.clean, planned.backdoor}  # the backdoored model was built once, for both
+
+
+def test_report_lists_the_missing_floor_with_its_reason() -> None:
+    import pandas as pd
+
+    from gnnsec.report.build import _floor_missing
+
+    runs = pd.DataFrame({"params.attack.clean_floor": ["True", "False", "False"]})
+    [(item, reason)] = _floor_missing(runs)
+    assert "floor" in item and "2 of 3" in reason and "clean_floor=false" in reason
+    assert _floor_missing(pd.DataFrame({"params.attack.clean_floor": ["True"]})) == []
+    assert _floor_missing(pd.DataFrame({"params.data.dataset": ["AIDS"]})) == []
