@@ -9,9 +9,11 @@ Everything runs in this one process with one torch thread and a fresh artifact c
 1. **Epoch costs** (the measured per-dataset input of the model): a few epochs of the default backbone
    (GIN 3 x 64, batch 32, the pipeline's ``fit``) over each dataset's training split; the other backbones
    relative to GIN on AIDS; one full-batch epoch of the node base model on Cora / CiteSeer.
-2. **Calibration trials** on AIDS at ``--cal-epochs``: a clean-only trial gives the per-trial overhead; one
-   attack trial per attack its factor; one trial per defense its factor (GCleaner per recovery/unlearning
-   epoch over the holding set; training-time defenses per training); node trials on Cora the unlearners'.
+2. **Calibration trials** on AIDS at ``--cal-epochs-low`` and ``--cal-epochs``: clean-only trials on AIDS and
+   MUTAG give the per-trial overhead (a constant + a multiple of the dataset's epoch cost); each attack and
+   each training-time defense at both epoch counts gives its fixed and per-epoch work (a line); GCleaner
+   (per recovery/unlearning epoch over the holding set) and fine-tuning one trial each; node trials on Cora
+   the unlearners' factors.
 3. **Validation**: ``--per-subsweep`` trial(s) of every sub-sweep of the paper preset (seed ``--seed``,
    ``train.epochs = --val-epochs``, datasets small enough for a laptop: not COLLAB, whose epoch cost is
    measured in step 1 but whose trials are too long for this run), run cold in plan order; each trial's
@@ -99,36 +101,57 @@ def node_epoch_seconds(dataset: str, epochs: int = 100) -> float:
 
 
 # ---- 2. calibration -------------------------------------------------------------------------------------
+def _line(lo: float, hi: float, e_lo: int, e_hi: int, overhead: float, e: float) -> tuple[float, float]:
+    """(fixed, per-epoch) work in epochs of the dataset from trials at two epoch counts: t = o + (f + k E) e."""
+    k = max(0.0, (hi - lo) / ((e_hi - e_lo) * e))
+    f = max(0.0, (lo - overhead) / e - k * e_lo)
+    return f, k
+
+
 def calibrate(args: argparse.Namespace, epochs: dict[str, float], cache: ArtifactCache) -> dict[str, Any]:
-    E, ds = args.cal_epochs, "AIDS"
-    e = epochs[ds]
-    base = {
-        "data": {"dataset": ds},
-        "model": {"name": "GIN"},
-        "train": {"epochs": E},
-    }
+    """Fit the constants on AIDS (and MUTAG for the overhead) from trials at two epoch counts."""
+    lo, hi, e = args.cal_epochs_low, args.cal_epochs, epochs["AIDS"]
     rows: list[dict[str, Any]] = []
-    timed_trial({**base, "data": {"dataset": "MUTAG"}, "train": {"epochs": 1}}, cache)  # warm-up, not used
-    clean_cpu, _ = timed_trial(base, cache)
-    overhead = max(0.0, clean_cpu - E * e)
-    rows.append({"trial": "clean only", "cpu": clean_cpu})
+
+    def run(name: str, raw: dict[str, Any]) -> float:
+        t, _ = timed_trial(raw, cache)
+        rows.append({"trial": name, "cpu": t})
+        log.info("calibration %s: %.1f s", name, t)
+        return t
+
+    def cfg(epochs_: int, dataset: str = "AIDS", **sections: Any) -> dict[str, Any]:
+        return {"data": {"dataset": dataset}, "train": {"epochs": epochs_}, **sections}
+
+    timed_trial(cfg(1, "MUTAG"), cache)  # warm-up (imports, first-call costs), not used
+    # overhead o + p e_D from clean-only trials on AIDS and MUTAG: t - E e_D = o + p e_D
+    y_aids = run(f"AIDS clean E={lo}", cfg(lo)) - lo * e
+    y_mutag = run(f"MUTAG clean E={lo}", cfg(lo, "MUTAG")) - lo * epochs["MUTAG"]
+    per_epoch = max(0.0, (y_aids - y_mutag) / (e - epochs["MUTAG"]))
+    const = max(0.0, y_aids - per_epoch * e)
+    overhead = const + per_epoch * e
+    run(f"AIDS clean E={hi}", cfg(hi))  # so the attack trials at both epoch counts find their clean model
+    attack_fixed: dict[str, float] = {}
     attack_factor: dict[str, float] = {}
     for attack in grids.ATTACKS4:
-        if attack not in ATTACKS:
-            continue
-        t, _ = timed_trial({**base, "attack": {"name": attack}}, cache)
-        attack_factor[attack] = max(0.0, t - overhead) / (E * e)
-        rows.append({"trial": f"attack {attack}", "cpu": t})
-    holding = TrialConfig.from_dict(base).data.holding_rate
+        if attack in ATTACKS:
+            t_lo = run(f"{attack} E={lo}", cfg(lo, attack={"name": attack}))
+            t_hi = run(f"{attack} E={hi}", cfg(hi, attack={"name": attack}))
+            attack_fixed[attack], attack_factor[attack] = _line(t_lo, t_hi, lo, hi, overhead, e)
+    holding = TrialConfig.from_dict(cfg(hi)).data.holding_rate
+    defense_fixed: dict[str, float] = {}
     defense_factor: dict[str, float] = {}
     gcleaner_factor = 4.0
     for defense in dict.fromkeys((*grids.DEFENSES_T3, *grids.DETECTORS_T7)):
         if defense not in DEFENSES:
             continue
-        t, _ = timed_trial({**base, "attack": {"name": "sub_ba"}, "defense": {"name": defense}}, cache)
-        rows.append({"trial": f"sub_ba + {defense}", "cpu": t})
-        spent = max(0.0, t - overhead)
+        sections = {"attack": {"name": "sub_ba"}, "defense": {"name": defense}}
         params = DEFENSES.get(defense).param_defaults
+        if is_training_defense(defense):
+            t_lo = run(f"sub_ba + {defense} E={lo}", cfg(lo, **sections))
+            t_hi = run(f"sub_ba + {defense} E={hi}", cfg(hi, **sections))
+            defense_fixed[defense], defense_factor[defense] = _line(t_lo, t_hi, lo, hi, overhead, e)
+            continue
+        spent = max(0.0, run(f"sub_ba + {defense} E={hi}", cfg(hi, **sections)) - overhead)
         if defense == "gcleaner":
             rounds = (
                 int(params.get("restarts", 3)) * int(params.get("recovery_epochs", 20))
@@ -136,8 +159,6 @@ def calibrate(args: argparse.Namespace, epochs: dict[str, float], cache: Artifac
                 + 2 * int(params.get("unlearn_epochs", 30))
             )
             gcleaner_factor = spent / (rounds * e * holding / estimate.TRAIN_FRACTION)
-        elif is_training_defense(defense):
-            defense_factor[defense] = spent / (E * e)
         else:
             defense_factor[defense] = spent / (int(params.get("epochs", 30)) * e * holding / 0.8)
     unlearner_factor: dict[str, float] = {}
@@ -146,18 +167,21 @@ def calibrate(args: argparse.Namespace, epochs: dict[str, float], cache: Artifac
 
         node = TrialConfig.from_dict({"data": {"dataset": "Cora"}, "unlearning": {"name": "retrain"}})
         node = node.with_overrides({**PAPER_SETTINGS, "model.name": "GCN"}).to_dict()
+        base = node["train"]["epochs"] * epochs["Cora"]
         for unlearner in grids.UNLEARNERS:
             raw = copy.deepcopy(node)
             raw["unlearning"]["name"] = unlearner
-            t, _ = timed_trial(raw, cache)
-            rows.append({"trial": f"Cora {unlearner}", "cpu": t})
+            t = run(f"Cora {unlearner}", raw)
             if unlearner == grids.UNLEARNERS[0]:  # the first also trains the base model
-                t -= node["train"]["epochs"] * epochs["Cora"]
-            unlearner_factor[unlearner] = max(0.0, t - overhead) / (node["train"]["epochs"] * epochs["Cora"])
+                t -= base
+            unlearner_factor[unlearner] = max(0.0, t - (const + per_epoch * epochs["Cora"])) / base
     return {
-        "trial_overhead": overhead,
+        "trial_overhead": const,
+        "overhead_epochs": per_epoch,
+        "attack_fixed": attack_fixed,
         "attack_factor": attack_factor,
         "gcleaner_factor": gcleaner_factor,
+        "defense_fixed": defense_fixed,
         "defense_factor": defense_factor,
         "unlearner_factor": unlearner_factor,
         "rows": rows,
@@ -222,6 +246,7 @@ def main() -> None:
     )
     ap.add_argument("--node-datasets", nargs="*", default=["Cora", "CiteSeer"])
     ap.add_argument("--cal-epochs", type=int, default=10, help="training epochs of the calibration trials")
+    ap.add_argument("--cal-epochs-low", type=int, default=2, help="the second, low epoch count of the fits")
     ap.add_argument("--val-epochs", type=int, default=20, help="training epochs of the validation trials")
     ap.add_argument("--per-subsweep", type=int, default=1, help="validation trials per sub-sweep")
     ap.add_argument("--seed", type=int, default=0)

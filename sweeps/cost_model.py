@@ -10,13 +10,16 @@ says so. All times are CPU seconds of one trial process with one torch thread.
   dataset's training split (80%); node datasets: one full-batch epoch of the unlearning sub-sweep's base
   model. The one input that changes when training gets faster: re-run the calibration after such a change.
 - ``model_factor[backbone]``: an epoch of that backbone relative to GIN (measured on AIDS).
-- ``trial_overhead``: what a trial costs besides training and defending (dataset load, evaluations,
-  injections, verification, embeddings), from clean-only trials.
-- ``attack_factor[attack]``: poisoning + backdoored training relative to clean training of the same epochs.
+- ``trial_overhead`` + ``overhead_epochs`` x the dataset's epoch cost: what a trial costs besides training
+  and defending (dataset load, evaluations, injections, verification, embeddings: the second term grows
+  with the dataset), from clean-only trials on two datasets.
+- ``attack_fixed[attack] + attack_factor[attack] x epochs``, in epochs of the dataset: poisoning (e.g.
+  Exp-BA's explanations, GTA's generator) + backdoored training; fitted from two epoch counts.
 - ``gcleaner_factor``: GCleaner's cost per (restarts x recovery + teacher + 2 x unlearning) epochs over the
   holding set, in units of a training epoch over as many graphs.
 - ``defense_factor[defense]``: a post-training defense (fine-tuning) relative to its epochs over the holding
-  set; a training-time defense relative to one training of the victim's model.
+  set; a training-time defense: ``defense_fixed[defense] + defense_factor[defense] x epochs`` in epochs of
+  the dataset (fitted from two epoch counts like the attacks).
 - ``unlearner_factor[unlearner]``: an unlearner relative to the node base model's training.
 - ``gpu``: the stated assumption for a GPU node (nothing here was measured on a GPU).
 """
@@ -51,9 +54,12 @@ class CostModel:
     epoch_seconds: dict[str, float]
     model_factor: dict[str, float] = field(default_factory=dict)
     trial_overhead: float = 8.0
+    overhead_epochs: float = 0.0
     attack_factor: dict[str, float] = field(default_factory=dict)
+    attack_fixed: dict[str, float] = field(default_factory=dict)
     gcleaner_factor: float = 4.0
     defense_factor: dict[str, float] = field(default_factory=dict)
+    defense_fixed: dict[str, float] = field(default_factory=dict)
     unlearner_factor: dict[str, float] = field(default_factory=dict)
     source: str = "built-in"
 

@@ -23,7 +23,7 @@ def cost() -> cost_model.CostModel:
 def _fit_seconds(
     dataset: str,
     graphs_fraction: float,
-    epochs: int,
+    epochs: float,
     model: str = "GIN",
     cm: cost_model.CostModel | None = None,
 ) -> float:
@@ -38,11 +38,13 @@ def trial_seconds(
     c = t.config
     ds, ratio, epochs = c["data"]["dataset"], c["data"]["train_ratio"], c["train"]["epochs"]
     model = c["model"]["name"]
-    seconds = cm.trial_overhead
+    seconds = cm.trial_overhead + cm.overhead_epochs * _fit_seconds(ds, ratio, 1, model, cm)
     if new_clean:
         seconds += _fit_seconds(ds, ratio, epochs, model, cm)
     if new_backdoor:
-        seconds += cm.attack_factor.get(c["attack"]["name"], 1.2) * _fit_seconds(ds, ratio, epochs, model, cm)
+        a = c["attack"]["name"]
+        work = cm.attack_fixed.get(a, 0.0) + cm.attack_factor.get(a, 1.2) * epochs
+        seconds += _fit_seconds(ds, ratio, work, model, cm)
     unlearning = c.get("unlearning")
     if unlearning:
         seconds += cm.unlearner_factor.get(unlearning["name"], 1.0) * _fit_seconds(
@@ -61,8 +63,9 @@ def trial_seconds(
             seconds += cm.gcleaner_factor * _fit_seconds(ds, holding, rounds, model, cm)
         elif defense["name"] in cm.defense_factor:  # calibrated (benchmarks/bench_cost_model.py)
             factor = cm.defense_factor[defense["name"]]
-            if is_training_defense(defense["name"]):  # trains in place of the victim: one training's worth
-                seconds += factor * _fit_seconds(ds, ratio, epochs, model, cm)
+            if is_training_defense(defense["name"]):  # trains in place of the victim
+                work = cm.defense_fixed.get(defense["name"], 0.0) + factor * epochs
+                seconds += _fit_seconds(ds, ratio, work, model, cm)
             else:
                 seconds += factor * _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
         else:
