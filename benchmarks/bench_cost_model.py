@@ -222,7 +222,12 @@ def validate(trials: list[TrialSpec], cm: cost_model.CostModel, cache: ArtifactC
         new_clean = bool(t.clean_key) and t.clean_key not in seen
         new_bd = bool(t.backdoor_key) and t.backdoor_key not in seen
         predicted = estimate.trial_seconds(t, new_clean, new_bd, cm)
-        measured, _ = timed_trial(t.config, cache)
+        try:
+            measured, _ = timed_trial(t.config, cache)
+        except Exception as exc:  # one failing trial must not cost the calibration: recorded, left out
+            log.exception("validation trial %s failed", t.name)
+            rows.append({"subsweep": t.subsweep, "trial": t.name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
         seen.update(k for k in (t.clean_key, t.backdoor_key) if k)
         rows.append(
             {
@@ -279,6 +284,8 @@ def main() -> None:
         cm = cost_model.CostModel(**constants, source="this calibration")
         rows = validate(sample(args), cm, ArtifactCache(Path(tmp) / "val"))
 
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     pred, meas = sum(r["predicted"] for r in rows), sum(r["measured"] for r in rows)
     per_sub: dict[str, dict[str, float]] = {}
     for r in rows:
@@ -304,6 +311,7 @@ def main() -> None:
         "epoch_measurements": measured,
         "calibration_trials": cal["rows"],
         "validation": rows,
+        "validation_failed": failed,
         "validation_summary": {
             "trials": len(rows),
             "predicted_cpu_seconds": pred,
