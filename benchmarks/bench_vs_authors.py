@@ -212,6 +212,9 @@ def run_ours(args: argparse.Namespace, floor: bool) -> dict[str, Any]:
         "backdoor_train_seconds",
         "defense_seconds",
         "trial_seconds",
+        "defense_backdoor_believed",  # GCleaner's verdict and guard (see gnnsec/defenses/gcleaner)
+        "defense_returned_input",
+        "defense_unchanged_reason",
     )
     return {
         "config": flat,
