@@ -5,6 +5,8 @@
 
 Everything runs in this one process with one torch thread and a fresh artifact cache; times are CPU seconds
 (``time.process_time``), so a loaded shared machine slows the run down but does not bias the numbers.
+Cost of a run (2026-12-01, 2-core VM at load average ~11): about 9 CPU-minutes, 2 of them COLLAB's first
+load and one epoch (``--datasets`` without COLLAB skips them), 29 minutes of wall time.
 
 1. **Epoch costs** (the measured per-dataset input of the model): a few epochs of the default backbone
    (GIN 3 x 64, batch 32, the pipeline's ``fit``) over each dataset's training split; the other backbones
@@ -330,6 +332,7 @@ def main() -> None:
             "distinct_models": paper.distinct_models(),
         },
         "run_seconds": time.time() - started,
+        "run_cpu_seconds": time.process_time(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
