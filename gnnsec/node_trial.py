@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from gnnsec import artifact_keys
 from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
 from gnnsec.config import TrialConfig
 from gnnsec.data.nodes import NodeData, load_node_data
@@ -54,14 +54,9 @@ def forget_set(num_nodes: int, ratio: float, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.sort(rng.choice(num_nodes, size=k, replace=False))).long()
 
 
-def base_spec(cfg: TrialConfig, data: NodeData) -> dict:
-    return {
-        "task": "node",
-        "dataset": data.name,
-        "split_seed": cfg.data.split_seed,
-        "model": asdict(cfg.model),
-        "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("device", "batch_size")},
-    }
+def base_spec(cfg: TrialConfig, data: NodeData | None = None) -> dict:
+    del data  # the key depends on the config only (gnnsec.artifact_keys, shared with the sweep driver)
+    return artifact_keys.node_base_spec(cfg)
 
 
 def new_node_model(cfg: TrialConfig, data: NodeData) -> nn.Module:

@@ -4,7 +4,7 @@ The only place that composes the layers. Clean and backdoored models come from t
 previous trial with the same determining settings built them. A post-training defense receives a
 :class:`~gnnsec.defenses.base.DefenderData` made from the holding split alone; a training-time defense
 receives the poisoned training set as a plain list, the training recipe and a seed, and trains in place of
-the victim (its model cached under :func:`gnnsec.pipeline_defense.defense_spec`). Only the evaluation
+the victim (its model cached under :func:`gnnsec.artifact_keys.defended_spec`). Only the evaluation
 (:class:`gnnsec.pipeline_defense.BackdoorEval`) knows the real trigger, the target and the poisoned set.
 """
 
@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gnnsec import artifact_keys
 from gnnsec.attacks import ATTACKS, Attack, AttackContext
-from gnnsec.cache import ArtifactCache, atomic_write_text, code_versions, load_tensors, save_tensors
+from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
 from gnnsec.config import DataConfig, TrialConfig
 from gnnsec.data.loading import GraphDataset, load_graph_dataset
 from gnnsec.data.splits import GraphSplit
@@ -30,11 +31,10 @@ from gnnsec.defenses import DEFENSES, DefenderData, Defense, InferenceWrapper, T
 from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.errors import ConfigError
 from gnnsec.metrics import attack_success
-from gnnsec.models import GRAPH_MODELS, GraphClassifier, build_graph_model
+from gnnsec.models import GraphClassifier, build_graph_model
 from gnnsec.pipeline_defense import (
     BackdoorEval,
     DefenseRun,
-    defense_spec,
     detection_metrics,
     evaluate_defended,
     run_post_training,
@@ -46,6 +46,7 @@ from gnnsec.verify.backdoor import verify_backdoor_unlearning
 log = logging.getLogger(__name__)
 
 POISON_SALT, EVAL_SALT = 1, 2
+FLOOR_SKIPPED = "clean-model floor not computed: attack.clean_floor=false (no clean model trained)"
 
 
 @dataclass
@@ -62,27 +63,15 @@ class TrialResult:
 
 
 # ---- cache keys ----------------------------------------------------------------------------------------
-def clean_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
-    d = cfg.data
-    train = {k: v for k, v in asdict(cfg.train).items() if k != "device"}
-    return {
-        "dataset": ds.name,
-        "dataset_version": ds.spec.version,
-        "feature_mode": d.feature_mode,
-        "degree_cap": ds.featurizer.degree_cap,
-        "split_seed": d.split_seed,
-        "train_ratio": d.train_ratio,
-        "model": asdict(cfg.model),
-        "train": train,
-        "code": code_versions(model=GRAPH_MODELS.get(cfg.model.name)),
-    }
+# One source for the pipeline and the sweep driver: gnnsec.artifact_keys (computed from the config alone).
+def clean_spec(cfg: TrialConfig, ds: GraphDataset | None = None) -> dict[str, Any]:
+    del ds  # the key depends on the config only (the driver computes it without loading data)
+    return artifact_keys.clean_spec(cfg)
 
 
-def backdoor_spec(cfg: TrialConfig, ds: GraphDataset) -> dict[str, Any]:
-    assert cfg.attack is not None
-    spec = clean_spec(cfg, ds)
-    code = code_versions(model=GRAPH_MODELS.get(cfg.model.name), attack=ATTACKS.get(cfg.attack.name))
-    return {**spec, "attack": asdict(cfg.attack), "code": code}
+def backdoor_spec(cfg: TrialConfig, ds: GraphDataset | None = None) -> dict[str, Any]:
+    del ds
+    return artifact_keys.backdoor_spec(cfg)
 
 
 # ---- models --------------------------------------------------------------------------------------------
@@ -252,7 +241,7 @@ def run_defense(
                 cfg.defense.auxiliary_dataset,
                 f"none: {defense.name} trains on the poisoned training set, not on a clean set",
             )
-        spec = defense_spec(defense, backdoor_spec(cfg, ds))
+        spec = artifact_keys.defended_spec(cfg)
         device = select_device(cfg.train.device)
         poisoned = poisoned_training_set(cfg, ds, cache)
         return run_training_time(defense, poisoned, training_recipe(cfg, ds), cache, spec, device)
@@ -288,12 +277,15 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
         }
     )
 
-    clean, clean_info = clean_model(cfg, ds, split, cache)
-    clean_eval = evaluate(clean, test, ds.num_classes)
-    m.update(clean_eval.as_dict("clean_"))
-    m["clean_train_seconds"] = clean_info["seconds"]
-    res.history["clean"] = clean_info["history"]
-    res.artifacts["per_class_acc"] = {"clean": clean_eval.per_class_acc}
+    clean: GraphClassifier | None = None
+    res.artifacts["per_class_acc"] = {}
+    if artifact_keys.needs_clean_model(cfg):
+        clean, clean_info = clean_model(cfg, ds, split, cache)
+        clean_eval = evaluate(clean, test, ds.num_classes)
+        m.update(clean_eval.as_dict("clean_"))
+        m["clean_train_seconds"] = clean_info["seconds"]
+        res.history["clean"] = clean_info["history"]
+        res.artifacts["per_class_acc"]["clean"] = clean_eval.per_class_acc
     if cfg.attack is None:
         m["trial_seconds"] = time.perf_counter() - t_start
         return res
@@ -314,12 +306,18 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
             ).items()
         }
     )
-    m.update(
-        {
-            f"clean_{k}": v
-            for k, v in attack_success(clean, triggered, target, predict(clean, victims_test), labels).items()
-        }
-    )
+    if cfg.attack.clean_floor:
+        assert clean is not None
+        m.update(
+            {
+                f"clean_{k}": v
+                for k, v in attack_success(
+                    clean, triggered, target, predict(clean, victims_test), labels
+                ).items()
+            }
+        )
+    else:  # missing, not 0: the report says why
+        res.artifacts["missing_metrics"] = {"clean_asr": FLOOR_SKIPPED}
     m.update(
         {
             "backdoor_train_seconds": bd_info["seconds"],

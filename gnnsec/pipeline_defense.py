@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from gnnsec.artifact_keys import training_defense
 from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
 from gnnsec.defenses import (
     DefenderData,
@@ -67,15 +68,7 @@ class DefenseRun:
 
 def defense_spec(defense: Any, base: dict[str, Any]) -> dict[str, Any]:
     """Cache key of a training-time defense's model: the backdoor key + the defense (name, version, settings)."""
-    return {
-        **base,
-        "training_defense": {
-            "name": defense.name,
-            "version": int(defense.version),
-            "params": dict(sorted(defense.params.items())),
-            "seed": defense.cfg.seed,
-        },
-    }
+    return {**base, "training_defense": training_defense(type(defense), defense.params, defense.cfg.seed)}
 
 
 def run_post_training(defense: Defense, backdoored: nn.Module, clean_set: DefenderData) -> DefenseRun:

@@ -1,29 +1,55 @@
-"""Rough CPU-time estimates of a plan (``--dry-run``): a GIN cost model and the cache's build-once order."""
+"""CPU-time estimates of a plan (``--dry-run``): a cost model calibrated on measured trials
+(:mod:`sweeps.cost_model`, ``benchmarks/bench_cost_model.py``) and the cache's build-once order."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
-from sweeps import grids
+from gnnsec.artifact_keys import is_training_defense
+from sweeps import cost_model, grids
 from sweeps.spec import Plan, TrialSpec, schedule
 
-
-def _fit_seconds(dataset: str, graphs_fraction: float, epochs: int) -> float:
-    graphs, nodes = grids.DATASET_SIZE.get(dataset, (1000, 20.0))
-    factor = grids.COLLAB_EDGE_FACTOR if dataset == "COLLAB" else 1.0
-    return epochs * graphs * graphs_fraction * nodes * grids.SECONDS_PER_NODE_EPOCH * factor
+TRAIN_FRACTION = 0.8  # the calibration's epoch is over the 80% training split
 
 
-def trial_seconds(t: TrialSpec, new_clean: bool, new_backdoor: bool) -> float:
-    """Rough single-core seconds of one trial (cold cache for the artifacts it is first to need)."""
+@functools.cache
+def cost() -> cost_model.CostModel:
+    """The calibrated constants (:mod:`sweeps.cost_model`, from ``benchmarks/bench_cost_model.py``)."""
+    return cost_model.load()
+
+
+def _fit_seconds(
+    dataset: str,
+    graphs_fraction: float,
+    epochs: float,
+    model: str = "GIN",
+    cm: cost_model.CostModel | None = None,
+) -> float:
+    return epochs * (cm or cost()).epoch(dataset, model) * graphs_fraction / TRAIN_FRACTION
+
+
+def trial_seconds(
+    t: TrialSpec, new_clean: bool, new_backdoor: bool, cm: cost_model.CostModel | None = None
+) -> float:
+    """Single-core CPU seconds of one trial (cold cache for the artifacts it is first to need)."""
+    cm = cm or cost()
     c = t.config
     ds, ratio, epochs = c["data"]["dataset"], c["data"]["train_ratio"], c["train"]["epochs"]
-    seconds = grids.TRIAL_OVERHEAD_SECONDS
+    model = c["model"]["name"]
+    seconds = cm.trial_overhead + cm.overhead_epochs * _fit_seconds(ds, ratio, 1, model, cm)
     if new_clean:
-        seconds += _fit_seconds(ds, ratio, epochs)
+        seconds += _fit_seconds(ds, ratio, epochs, model, cm)
     if new_backdoor:
-        seconds += 1.2 * _fit_seconds(ds, ratio, epochs)
+        a = c["attack"]["name"]
+        work = cm.attack_fixed.get(a, 0.0) + cm.attack_factor.get(a, 1.2) * epochs
+        seconds += _fit_seconds(ds, ratio, work, model, cm)
+    unlearning = c.get("unlearning")
+    if unlearning:
+        seconds += cm.unlearner_factor.get(unlearning["name"], 1.0) * _fit_seconds(
+            ds, ratio, epochs, model, cm
+        )
     defense = c.get("defense")
     if defense:
         params = defense.get("params", {})
@@ -34,24 +60,32 @@ def trial_seconds(t: TrialSpec, new_clean: bool, new_backdoor: bool) -> float:
                 + int(params.get("teacher_epochs", 30))
                 + 2 * int(params.get("unlearn_epochs", 30))
             )
-            seconds += 4 * _fit_seconds(ds, holding, rounds)
+            seconds += cm.gcleaner_factor * _fit_seconds(ds, holding, rounds, model, cm)
+        elif defense["name"] in cm.defense_factor:  # calibrated (benchmarks/bench_cost_model.py)
+            factor = cm.defense_factor[defense["name"]]
+            if is_training_defense(defense["name"]):  # trains in place of the victim
+                work = cm.defense_fixed.get(defense["name"], 0.0) + factor * epochs
+                seconds += _fit_seconds(ds, ratio, work, model, cm)
+            else:
+                seconds += factor * _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
         else:
-            seconds += _fit_seconds(ds, holding, int(params.get("epochs", 30)))
+            seconds += _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
     return seconds
 
 
-def estimate(plan: Plan) -> dict[str, float]:
+def estimate(plan: Plan, cm: cost_model.CostModel | None = None) -> dict[str, float]:
     """Estimated CPU-seconds per sub-sweep, counting each cached model once (in schedule order)."""
     out = dict.fromkeys(plan.order, 0.0)
     seen_clean: set[str] = set()
     seen_bd: set[str] = set()
     for t in schedule(plan.trials):
-        new_clean = t.clean_key not in seen_clean
+        new_clean = t.clean_key is not None and t.clean_key not in seen_clean
         new_bd = t.backdoor_key is not None and t.backdoor_key not in seen_bd
-        seen_clean.add(t.clean_key)
+        if t.clean_key:
+            seen_clean.add(t.clean_key)
         if t.backdoor_key:
             seen_bd.add(t.backdoor_key)
-        out[t.subsweep] += trial_seconds(t, new_clean, new_bd)
+        out[t.subsweep] += trial_seconds(t, new_clean, new_bd, cm)
     return out
 
 
@@ -84,11 +118,33 @@ def dry_run_text(plan: Plan, args: argparse.Namespace) -> str:
         )
     total = sum(est.values())
     lines.append("-" * len(header))
+    models = plan.distinct_models()
+    lines.append(
+        f"distinct models to train (each once, shared through the artifact cache): {models['clean']} clean, "
+        f"{models['backdoor']} backdoored, {models['defended']} training-time-defense, "
+        f"{models['node_base']} node base"
+        + (
+            " (attack.clean_floor=false: clean models only where the attack needs one)"
+            if _floor_off(plan)
+            else ""
+        )
+    )
     lines.append(
         f"total {len(plan.trials)} trials, ~{_hms(total)} CPU time; wall ~{_hms(total / slots + 15)} with "
-        f"{slots} concurrent trial(s) (rough: GIN cost model, cold artifact cache)"
+        f"{slots} concurrent trial(s) (cold artifact cache; cost model: {cost().source})"
+    )
+    gpu = sum(estimate(plan, cost_model.gpu_node(cost())).values())
+    n_gpu = int(cost_model.GPU_ASSUMPTION["concurrent_trials"])
+    lines.append(
+        f"on a GPU node: ~{_hms(gpu)} trial time, wall ~{_hms(gpu / n_gpu + 15)} with {n_gpu} concurrent "
+        f"trials ({cost_model.GPU_ASSUMPTION['text']})"
     )
     return "\n".join(lines)
+
+
+def _floor_off(plan: Plan) -> bool:
+    attacks = [t.config["attack"] for t in plan.trials if t.config.get("attack")]
+    return bool(attacks) and not any(a.get("clean_floor", True) for a in attacks)
 
 
 def _slots(args: argparse.Namespace) -> int:

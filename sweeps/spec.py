@@ -20,16 +20,18 @@ and validated by :class:`gnnsec.config.TrialConfig` before anything runs. Sweeps
 from __future__ import annotations
 
 import copy
-import hashlib
+import functools
 import itertools
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeps.methods import check_datasets, check_set_names, dataset_task, registered  # noqa: F401
+
+if TYPE_CHECKING:
+    from gnnsec.artifact_keys import TrialModels
 
 log = logging.getLogger("sweeps")
 
@@ -80,18 +82,27 @@ class TrialSpec:
     values: dict[str, Any]
     factor: str | None = None
 
+    @functools.cached_property
+    def models(self) -> TrialModels:
+        """Cache keys (``kind/key``) of the models this trial trains: :mod:`gnnsec.artifact_keys`, the same
+        function the pipeline builds and finds them with."""
+        from gnnsec.artifact_keys import trial_models
+        from gnnsec.config import TrialConfig
+
+        return trial_models(TrialConfig.from_dict(copy.deepcopy(self.config)))
+
     @property
-    def clean_key(self) -> str:
-        c = self.config
-        data = {k: v for k, v in c["data"].items() if k not in ("holding_rate", "mirror", "root")}
-        train = {k: v for k, v in c["train"].items() if k != "device"}
-        return _hash({"data": data, "model": c["model"], "train": train})
+    def clean_key(self) -> str | None:
+        """The clean model's key (node trials: the base model's); None when the trial trains none."""
+        return self.models.clean or self.models.node_base
 
     @property
     def backdoor_key(self) -> str | None:
-        if not self.config.get("attack"):
-            return None
-        return _hash({"clean": self.clean_key, "attack": self.config["attack"]})
+        return self.models.backdoor
+
+    @property
+    def defended_key(self) -> str | None:
+        return self.models.defended
 
 
 @dataclass
@@ -113,15 +124,24 @@ class Plan:
             lines.append(f"{n}: without unregistered {what}")
         return lines
 
+    def distinct_models(self) -> dict[str, int]:
+        """How many distinct models of each kind the plan trains (each once, through the artifact cache)."""
+        kinds: dict[str, set[str]] = {
+            "clean": set(),
+            "backdoor": set(),
+            "defended": set(),
+            "node_base": set(),
+        }
+        for t in self.trials:
+            for key in t.models.all():
+                kinds[key.split("/", 1)[0]].add(key)
+        return {k: len(v) for k, v in kinds.items()}
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(self.order, 0)
         for t in self.trials:
             out[t.subsweep] = out.get(t.subsweep, 0) + 1
         return out
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---- config building -----------------------------------------------------------------------------------
@@ -357,7 +377,7 @@ def schedule(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
     seen_bd: set[str] = set()
     tiers: list[list[TrialSpec]] = [[], [], []]
     for t in trials:
-        if t.clean_key not in seen_clean:
+        if t.clean_key and t.clean_key not in seen_clean:
             seen_clean.add(t.clean_key)
             seen_bd.add(t.backdoor_key or "")
             tiers[0].append(t)

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.verify": 7,
     "gnnsec.metrics": 8,
     "gnnsec.cache": 8,
+    "gnnsec.artifact_keys": 8,  # cache keys of the models a trial trains (pipeline + sweep driver)
     "gnnsec.pipeline": 9,
     "gnnsec.node_trial": 9,
     "gnnsec.pipeline_defense": 9,

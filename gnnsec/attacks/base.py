@@ -53,6 +53,7 @@ class Attack(ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1  # goes into cache keys: bump when the attack's behaviour changes
     param_defaults: ClassVar[dict[str, Any]] = {}
+    uses_clean_model: ClassVar[bool] = False  # explains with AttackContext.clean_model (Exp-BA, Motif-BA)
 
     def __init__(self, cfg: AttackConfig, featurizer: Featurizer, num_classes: int, avg_nodes: float) -> None:
         self.cfg = cfg

@@ -38,6 +38,7 @@ class ExpBA(Attack):
     name = "exp_ba"
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
     version: ClassVar[int] = 2
+    uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "density": 0.8,  # p of the Erdős–Rényi trigger (as Sub-BA)
         "explainer_epochs": 100,  # GNNExplainer optimisation steps (PyG's default)

@@ -161,6 +161,7 @@ class MotifBA(Attack):
     name = "motif_ba"
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
     version: ClassVar[int] = 2
+    uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "selection": "least",  # least (Motif-Backdoor's finding) or most frequent motif
         "sample_graphs": 500,  # training graphs on which motifs are counted (seeded sample)

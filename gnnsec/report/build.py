@@ -121,6 +121,18 @@ def _missing_reference(item: Any, folder: str | Path | None) -> str:
     return f"reference CSV {item.reference} not found ({looked}); set GNNSEC_REFERENCE_DIR or --reference"
 
 
+def _floor_missing(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """The clean-model floor is missing (not 0) in runs that skipped the clean model: say so, with why."""
+    col = "params.attack.clean_floor"
+    if runs.empty or col not in runs:
+        return []
+    off = int((runs[col].astype(str).str.lower() == "false").sum())
+    if not off:
+        return []
+    why = "attack.clean_floor=false: no clean model was trained, so no floor was measured"
+    return [("clean-model floor (clean_asr, clean_acc)", f"missing in {off} of {len(runs)} runs: {why}")]
+
+
 def build_report(
     experiment: str | None = None,
     uri: str | None = None,
@@ -185,6 +197,7 @@ def build_report(
         except Exception as exc:  # one broken item must not cost the rest of the report
             log.exception("report item %s failed", item.key)
             skipped.append((f"{item.paper} {item.caption}", f"failed: {type(exc).__name__}: {exc}"))
+    skipped += _floor_missing(runs)
     for caption, reason in skipped:
         log.info("not rendered: %s (%s)", caption, reason)
     diffs = [d for d in (differences(t) for t in tables) if not d.empty]
