@@ -147,7 +147,7 @@ def test_asha_stops_poor_settings_while_gcleaner_unlearns(mirror: Path, tmp_path
 
 def test_objective_ranks_settings_the_rates_tie() -> None:
     """J = soft validation accuracy + drop of the recovered trigger's class probability (defender-side)."""
-    from sweeps.tune_gcleaner import _final_objective, objective_of
+    from sweeps.tuning import final_objective, objective_of
 
     before = {"val_soft_acc_before": 0.9, "val_trigger_prob_before": 0.95}
     strong = {**before, "val_soft_acc": 0.88, "val_trigger_prob": 0.10}
@@ -157,9 +157,9 @@ def test_objective_ranks_settings_the_rates_tie() -> None:
     # the input model returned unchanged scores its own soft accuracy, whatever the student did
     metrics = {"returned_input": 1.0, "val_soft_acc_before": 0.9, "val_trigger_prob_before": 0.95}
     metrics.update({"val_soft_acc_after": 0.5, "val_trigger_prob_after": 0.0})
-    assert math.isclose(_final_objective(metrics), 0.9)
+    assert math.isclose(final_objective(metrics), 0.9)
     metrics["returned_input"] = 0.0
-    assert math.isclose(_final_objective(metrics), 0.5 + 0.95)
+    assert math.isclose(final_objective(metrics), 0.5 + 0.95)
     # a recovery that found no trigger has nothing to drop: it cannot beat unlearning a real one
     nothing = {"val_soft_acc_before": 0.9, "val_trigger_prob_before": 0.02, "val_soft_acc": 0.9}
     assert objective_of({**nothing, "val_trigger_prob": 0.01}) < objective_of(strong)
@@ -176,7 +176,7 @@ def test_gcleaner_reports_the_objective_inputs_every_epoch() -> None:
     from gnnsec.defenses import DefenderData
     from gnnsec.defenses.gcleaner import GCleaner
     from gnnsec.defenses.gcleaner.signals import class_probs, trigger_prob, true_class_prob
-    from sweeps.tune_gcleaner import objective_of
+    from sweeps.tuning import objective_of
     from tests.test_gcleaner import CAP, FAST, _toy_model, random_graph
 
     featurizer = Featurizer("degree", CAP)
