@@ -131,7 +131,9 @@ def main() -> None:
                 "wall_seconds": seconds,
                 "load_avg_before": load0,
                 "load_avg_after": os.getloadavg(),
-                "best_line": proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "",
+                "best_line": next(
+                    (line for line in proc.stdout.splitlines() if line.startswith("best objective")), ""
+                ),
                 **study_summary(run_dir),
             }
             print(scheduler, {k: v for k, v in result[scheduler].items() if k != "per_trial"}, flush=True)
