@@ -4,10 +4,12 @@
     python sweeps/tune_gcleaner.py --dataset AIDS --attack sub_ba --trials 40 --concurrency 2
     python sweeps/full.py --preset paper --defense-params runs/tuned/<study>.yaml
 
-Objective (maximised): the defender's validation accuracy minus the flip rate of its recovered trigger on
-its validation graphs (``val_acc - val_flip``), both measured by GCleaner on the clean set it holds
-(``DefenderData``); test graphs and the real trigger are never touched: this script never even evaluates
-on the test split. The backdoored model comes from the shared artifact cache (trained once).
+Objective (maximised, :func:`objective_of`): the defender's soft validation accuracy plus how much the
+unlearning lowered the probability its own recovered trigger gives the suspected class, both measured by
+GCleaner on the clean set it holds (``DefenderData``); test graphs and the real trigger are never touched:
+this script never even evaluates on the test split. GCleaner reports it after every unlearning epoch and
+ASHA ends the worse trials there (their remaining epochs are never computed). The backdoored model comes
+from the shared artifact cache (trained once).
 
 ``--target attack`` (automatic when no ``gcleaner`` defense is registered) tunes the attack's training
 instead (lr, epochs, batch size) on a validation part of the *training* split: objective = validation
@@ -36,8 +38,16 @@ if (
     sys.path.insert(0, str(_checkout))
 try:
     from sweeps.spec import build_config, flatten_config  # (pickled by value with the trainables)
+    from sweeps.tuning import (
+        attack_space,
+        defaults_point,
+        final_objective,
+        final_value_search,
+        gcleaner_space,
+        objective_of,
+    )
 except ModuleNotFoundError as exc:
-    if exc.name not in ("sweeps", "sweeps.spec", "gnnsec"):
+    if exc.name not in ("sweeps", "sweeps.spec", "sweeps.tuning", "gnnsec"):
         raise
     sys.exit(
         f"{Path(__file__).name}: cannot import {exc.name!r} with {sys.executable}: install the project "
@@ -45,56 +55,6 @@ except ModuleNotFoundError as exc:
     )
 
 log = logging.getLogger("sweeps.tune")
-
-# ---- search spaces (Optuna distributions; names are defense.params keys / dotted config keys) --------------
-
-
-def gcleaner_space(max_epochs: int) -> dict[str, Any]:
-    """λ, n, T, the per-class weight, learning rates and epochs of GCleaner (gnnsec/defenses/gcleaner/params.py).
-
-    The detection thresholds and the guard's tolerances are not searched: the defender-only objective
-    cannot judge them on backdoored models alone (see the protocol in gnnsec/defenses/gcleaner/__init__.py).
-    """
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    return {
-        "lam": FloatDistribution(0.0, 2.0),
-        "n": IntDistribution(1, 7),
-        "threshold": FloatDistribution(0.5, 0.99),
-        "class_weight": FloatDistribution(0.0, 2.0),
-        "recovery_lr": FloatDistribution(1e-3, 1e-1, log=True),
-        "lr": FloatDistribution(1e-4, 3e-2, log=True),
-        "recovery_epochs": CategoricalDistribution([5, 10, 20, 40]),
-        "unlearn_epochs": IntDistribution(max(1, max_epochs // 3), max_epochs),
-    }
-
-
-def attack_space(max_epochs: int) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    return {
-        "train.lr": FloatDistribution(1e-4, 1e-1, log=True),
-        "train.batch_size": CategoricalDistribution([16, 32, 64, 128]),
-        "train.epochs": IntDistribution(max(1, max_epochs // 3), max_epochs),
-    }
-
-
-def objective_of(row: dict[str, float]) -> float | None:
-    """GCleaner's defender-side objective from one row of its own signals: validation accuracy minus the
-    validation flip rate of its recovered trigger, for the model it would return at that point
-    (``selected_score``: its best accepted epoch so far, or the input model)."""
-    if "selected_score" in row:
-        return float(row["selected_score"])
-    if "val_acc" in row and "val_flip" in row:
-        flip = float(row["val_flip"])
-        return float(row["val_acc"]) - (0.0 if flip != flip else flip)
-    if "fit_flip" in row:  # no validation split (val_fraction = 0): only the flip rate on the fit part
-        return -float(row["fit_flip"])
-    return None
 
 
 # ---- trainables (run in Ray workers) -------------------------------------------------------------------
@@ -131,11 +91,6 @@ def _defend_cell(spec: dict[str, Any], cfg: Any, on_epoch: Any) -> Any:
     return defense.defend(backdoored, DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer))
 
 
-def _final_objective(metrics: dict[str, float]) -> float | None:
-    after = {k.removesuffix("_after"): v for k, v in metrics.items() if k.endswith("_after")}
-    return objective_of(after)
-
-
 def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
     """Backdoored model from the cache -> GCleaner on the holding split; reports ``objective`` live.
 
@@ -150,14 +105,21 @@ def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
     tuned = {k: v for k, v in config.items() if k != "trial"}
     cells = spec.get("cells") or []
+    cpu0 = time.thread_time()  # CPU seconds of this trial's thread (torch runs single-threaded here)
     if len(cells) > 1:
         values: list[float] = []
         for i, cell in enumerate(cells):
             outcome = _defend_cell(spec, _base_config(spec, tuned, cell), None)
-            value = _final_objective(outcome.metrics)
+            value = final_objective(outcome.metrics)
             values.append(-1.0 if value is None or value != value else value)
             tune.report(
-                {"objective": sum(values) / len(values), "cell": float(i), "cell_objective": values[-1]}
+                {
+                    "objective": sum(values) / len(values),
+                    "cell": float(i),
+                    "cell_objective": values[-1],
+                    "final": float(i == len(cells) - 1),
+                    "cpu_seconds": time.thread_time() - cpu0,
+                }
             )
         return
 
@@ -166,12 +128,19 @@ def tune_gcleaner_trainable(config: dict[str, Any]) -> None:
         # (Ray ends a stopped trial's worker while it waits in tune.report, so the rest is never computed)
         value = objective_of(row)
         if value is not None:
-            tune.report({"objective": value, **_floats(row)})
+            tune.report({"objective": value, **_floats(row), "cpu_seconds": time.thread_time() - cpu0})
 
     outcome = _defend_cell(spec, _base_config(spec, tuned, cells[0] if cells else None), on_epoch)
-    final = _final_objective(outcome.metrics)
+    final = final_objective(outcome.metrics)
     if final is not None:
-        tune.report({"objective": final, "final": 1.0, **_floats(outcome.metrics)})
+        tune.report(
+            {
+                "objective": final,
+                "final": 1.0,
+                **_floats(outcome.metrics),
+                "cpu_seconds": time.thread_time() - cpu0,
+            }
+        )
 
 
 def tune_attack_trainable(config: dict[str, Any]) -> None:
@@ -266,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="asha",
         help="fifo: run every trial to the end (the baseline of benchmarks/bench_tune_asha.py)",
     )
+    p.add_argument(
+        "--enqueue-defaults",
+        action="store_true",
+        help="first trial: GCleaner's current defaults (params.py), as a reference value for the study",
+    )
     p.add_argument("--study", help="Optuna study name (default <target>-<dataset>-<attack>)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config, e.g. train.epochs=3"
@@ -344,13 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     space = gcleaner_space(args.max_epochs) if target == "gcleaner" else attack_space(args.max_epochs)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}")
-    searcher = OptunaSearch(
+    searcher = (final_value_search() if target == "gcleaner" else OptunaSearch)(
         space=space,
         metric="objective",
         mode="max",
         sampler=optuna.samplers.TPESampler(seed=args.seed),
         study_name=study_name,
         storage=storage,
+        points_to_evaluate=defaults_point(space) if args.enqueue_defaults else None,
     )
     max_t = len(cells) if len(cells) > 1 else max(args.max_epochs, 1) + 1  # + the final report
     scheduler = (

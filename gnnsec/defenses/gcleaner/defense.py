@@ -43,7 +43,12 @@ from torch_geometric.data import Data
 from gnnsec.defenses.base import DefenderData, Defense, DefenseOutcome
 from gnnsec.defenses.gcleaner.params import DEFAULTS, GCleanerParams, validate
 from gnnsec.defenses.gcleaner.recovery import recover
-from gnnsec.defenses.gcleaner.signals import flip_rate, prediction_signals
+from gnnsec.defenses.gcleaner.signals import (
+    flip_rate,
+    prediction_signals,
+    trigger_prob,
+    true_class_prob,
+)
 from gnnsec.defenses.gcleaner.unlearning import EarlyStop, make_teacher, unlearn
 from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.defenses.registry import DEFENSES
@@ -105,6 +110,7 @@ class GCleaner(Defense):
             )
         metrics.update({"n_fit": float(len(fit_graphs)), "n_val": float(len(val_graphs))})
         metrics["val_acc_before"] = prediction_signals(model, guard_graphs, k)["acc"]
+        metrics["val_soft_acc_before"] = true_class_prob(model, guard_graphs)
 
         t0 = time.perf_counter()
         rec = recover(model, fit_graphs, clean.featurizer, k, p, seed, val_graphs)
@@ -151,6 +157,9 @@ class GCleaner(Defense):
                 "fit_flip": flip_rate(m, fit_graphs, fit_triggered, k, target).rate,
                 "balance_shift": all_pred["balance_shift"],
                 "collapsed": all_pred["collapsed"],
+                # continuous counterparts of val_acc / val_flip (read by the tuner's objective only)
+                "val_soft_acc": true_class_prob(m, guard_graphs),
+                "val_trigger_prob": trigger_prob(m, flip_graphs, flip_triggered, target),
             }
 
         before = signals(model)
@@ -174,7 +183,8 @@ class GCleaner(Defense):
             }
             if not ok:
                 log.debug("unlearning epoch %d rejected: %s", epoch, why)
-            if self.on_epoch is not None and self.on_epoch(epoch, {**row, **out}) is True:
+            hook_row = {**row, **out, **{f"{key}_before": v for key, v in before.items()}}
+            if self.on_epoch is not None and self.on_epoch(epoch, hook_row) is True:
                 raise EarlyStop(out)
             return out
 

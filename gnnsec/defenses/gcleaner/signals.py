@@ -2,7 +2,10 @@
 
 - :func:`flip_rate`: how strongly a trigger sends correctly classified graphs of other classes to a class;
 - :func:`anomaly_index`: Neural Cleanse's MAD outlier score over the per-class flip rates;
-- :func:`prediction_signals`: accuracy, class balance of the predictions, and whether they collapsed.
+- :func:`prediction_signals`: accuracy, class balance of the predictions, and whether they collapsed;
+- :func:`true_class_prob`, :func:`trigger_prob`: continuous counterparts of accuracy and flip rate (mean
+  softmax probabilities), which rank two models that the rates tie on a small clean set (the tuner's
+  objective, ``sweeps/tune_gcleaner.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gnnsec.train import predict
+from gnnsec.train import make_loader, predict
 
 
 @dataclass
@@ -73,3 +76,32 @@ def prediction_signals(model: nn.Module, graphs: Sequence[Data], num_classes: in
         "balance_shift": float(0.5 * (pred_share - true_share).abs().sum()),
         "collapsed": float(pred.unique().numel() == 1 and labels.unique().numel() > 1),
     }
+
+
+@torch.no_grad()
+def class_probs(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
+    """Softmax class probabilities of ``graphs`` ([len(graphs), C], on CPU, in the order given)."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    for b in make_loader(graphs, batch_size):
+        b = b.to(device)
+        out.append(model(b.x, b.edge_index, b.batch, getattr(b, "edge_weight", None)).softmax(-1).cpu())
+    return torch.cat(out)
+
+
+def true_class_prob(model: nn.Module, graphs: Sequence[Data]) -> float:
+    """Mean probability the model gives each graph's own label (a "soft accuracy"; NaN without graphs)."""
+    if len(graphs) == 0:
+        return float("nan")
+    labels = torch.cat([g.y.view(-1) for g in graphs]).cpu()
+    return float(class_probs(model, graphs).gather(1, labels.view(-1, 1)).mean())
+
+
+def trigger_prob(model: nn.Module, clean: Sequence[Data], triggered: Sequence[Data], target: int) -> float:
+    """Mean probability of class ``target`` on the triggered copies of the graphs whose label is not
+    ``target`` (a "soft flip rate"; NaN when there is no such graph)."""
+    keep = [i for i, g in enumerate(clean) if int(g.y) != target]
+    if not keep:
+        return float("nan")
+    return float(class_probs(model, [triggered[i] for i in keep])[:, target].mean())
