@@ -190,6 +190,20 @@ def summary(path: Path, paper_csv: Path) -> str:
         worse = [
             r["defended_asr"] > r["backdoor_asr"] and r["defended_acc"] < r["backdoor_acc"] for r in rows
         ]
+        cell_gap = [np.mean([r["defended_asr"] - r["clean_asr"] for r in rs]) for rs in cells.values()]
+        cell_drop = [np.mean([r["backdoor_acc"] - r["defended_acc"] for r in rs]) for rs in cells.values()]
+        cell_worse = [
+            np.mean([r["defended_asr"] for r in rs]) > np.mean([r["backdoor_asr"] for r in rs])
+            and np.mean([r["defended_acc"] for r in rs]) < np.mean([r["backdoor_acc"] for r in rs])
+            for rs in cells.values()
+        ]
+        lines.append(
+            f"Targets over {len(cells)} cells (seed means): mean (defended ASR - floor) "
+            f"{100 * np.mean(cell_gap):+.1f} points (target <= +5); cells within floor + 5: "
+            f"{sum(g <= 0.05 for g in cell_gap)}/{len(cells)} (target >= 80%); cells losing more than 3 ACC "
+            f"points: {sum(d > 0.03 for d in cell_drop)} (max {100 * max(cell_drop):.1f}; target 0); cells worse "
+            f"on both ASR and ACC: {sum(cell_worse)} (target 0)."
+        )
         lines.append(
             f"Targets over {len(rows)} runs: mean (defended ASR - floor) {100 * np.mean(gaps):+.1f} points "
             f"(target <= +5); runs within floor + 5: {sum(within)}/{len(rows)} (target >= 80%); "

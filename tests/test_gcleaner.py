@@ -404,8 +404,11 @@ def test_the_guard_tolerates_one_validation_graph_but_not_two(n_val: int) -> Non
     before = {"n_acc": float(n_val), "val_acc": 1.0, "val_flip": 1.0, "fit_flip": 1.0}
     before.update({"balance_shift": 0.02, "collapsed": 0.0})
     unlearned = {**before, "val_flip": 0.0, "fit_flip": 0.0}
-    assert _guard({**unlearned, "val_acc": 1 - 1 / n_val}, before, p)[0]
-    ok, why = _guard({**unlearned, "val_acc": 1 - 2 / n_val}, before, p)
+    def acc(k: int) -> float:  # as prediction_signals computes it: a float32 mean
+        return float((torch.arange(n_val) >= k).float().mean())
+
+    assert _guard({**unlearned, "val_acc": acc(1)}, before, p)[0]
+    ok, why = _guard({**unlearned, "val_acc": acc(2)}, before, p)
     assert not ok and "validation accuracy" in why
     # with many validation graphs the fractional tolerance (max_acc_drop) governs, not one graph
     big = {**before, "n_acc": 1000.0}
