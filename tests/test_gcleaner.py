@@ -404,6 +404,7 @@ def test_the_guard_tolerates_one_validation_graph_but_not_two(n_val: int) -> Non
     before = {"n_acc": float(n_val), "val_acc": 1.0, "val_flip": 1.0, "fit_flip": 1.0}
     before.update({"balance_shift": 0.02, "collapsed": 0.0})
     unlearned = {**before, "val_flip": 0.0, "fit_flip": 0.0}
+
     def acc(k: int) -> float:  # as prediction_signals computes it: a float32 mean
         return float((torch.arange(n_val) >= k).float().mean())
 
