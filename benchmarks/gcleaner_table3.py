@@ -209,6 +209,21 @@ def summary(path: Path, paper_csv: Path) -> str:
             f"(target <= +5); runs within floor + 5: {sum(within)}/{len(rows)} (target >= 80%); "
             f"max ACC drop {100 * max(drop):.1f} points (target <= 3); runs worse on both: {sum(worse)}."
         )
+    if rows:
+        lines += [
+            "",
+            "| dataset | attack | seed | raw ASR | floor | defended ASR | ACC before | ACC after | "
+            "verdict (class) | target | input returned |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(rows, key=lambda r: (r["dataset"], r["attack"], r["seed"])):
+            lines.append(
+                f"| {r['dataset']} | {r['attack']} | {r['seed']} | {100 * r['backdoor_asr']:.1f} | "
+                f"{100 * r['clean_asr']:.1f} | {100 * r['defended_asr']:.1f} | {100 * r['backdoor_acc']:.1f} | "
+                f"{100 * r['defended_acc']:.1f} | {r.get('defense_backdoor_believed', float('nan')):.0f} "
+                f"({r.get('defense_believed_class', float('nan')):.0f}) | {r['target']} | "
+                f"{r.get('defense_returned_input', float('nan')):.0f} |"
+            )
     return "\n".join(lines)
 
 
