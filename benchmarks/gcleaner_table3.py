@@ -50,6 +50,7 @@ KEYS = (
     "defense_seconds",
     "n_holding",
     "n_test",
+    "backdoor_asr_n",
 )
 
 
@@ -134,13 +135,15 @@ def summary(path: Path, paper_csv: Path) -> str:
             for r in csv.DictReader(fh):
                 paper[(r["dataset"], r["attack"], r["defense"])] = r  # type: ignore[index]
     lines = [
-        "| dataset | attack | seeds | raw ASR | floor | defended ASR | ACC before | ACC after | "
-        "flagged right class | paper before ASR/ACC | paper GCleaner ASR/ACC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | attack | seeds | graphs (test / victims / holding) | raw ASR | floor | defended ASR | "
+        "ACC before | ACC after | flagged right class | input returned | paper before ASR/ACC | "
+        "paper GCleaner ASR/ACC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         cells.setdefault((r["dataset"], r["attack"]), []).append(r)
+    right_all: list[float] = []
     for (ds, atk), rs in cells.items():
         right = [
             float(
@@ -148,13 +151,17 @@ def summary(path: Path, paper_csv: Path) -> str:
             )
             for r in rs
         ]
+        right_all += right
         pb = paper.get((ds, PAPER_NAMES.get(atk, atk), "none"), {})
         pg = paper.get((ds, PAPER_NAMES.get(atk, atk), "gcleaner"), {})
+        counts = "/".join(str(int(rs[0].get(k, -1))) for k in ("n_test", "backdoor_asr_n", "n_holding"))
         lines.append(
-            f"| {ds} | {atk} | {','.join(str(r['seed']) for r in rs)} | {_ms([r['backdoor_asr'] for r in rs])} | "
+            f"| {ds} | {atk} | {','.join(str(r['seed']) for r in rs)} | {counts} | "
+            f"{_ms([r['backdoor_asr'] for r in rs])} | "
             f"{_ms([r['clean_asr'] for r in rs])} | {_ms([r['defended_asr'] for r in rs])} | "
             f"{_ms([r['backdoor_acc'] for r in rs])} | {_ms([r['defended_acc'] for r in rs])} | "
-            f"{sum(right):.0f}/{len(rs)} | {pb.get('asr', '-')}/{pb.get('acc', '-')} | "
+            f"{sum(right):.0f}/{len(rs)} | {sum(r.get('defense_returned_input', 0) for r in rs):.0f}/{len(rs)} | "
+            f"{pb.get('asr', '-')}/{pb.get('acc', '-')} | "
             f"{pg.get('asr', '-')}/{pg.get('acc', '-')} |"
         )
     clean_rows = [r for r in rows if "cleanmodel_acc_change" in r]
@@ -169,6 +176,53 @@ def summary(path: Path, paper_csv: Path) -> str:
                 f"| {r['dataset']} | {r['seed']} | {100 * r['cleanmodel_acc_before']:.1f} | "
                 f"{100 * r['cleanmodel_acc_after']:.1f} | {100 * r['cleanmodel_acc_change']:+.1f} | "
                 f"{r['cleanmodel_believed_backdoored']} | {r['cleanmodel_returned_input']} |"
+            )
+    if rows:
+        left = [float(r["cleanmodel_believed_backdoored"] == 0) for r in clean_rows]
+        lines.append("")
+        lines.append(
+            f"Detection: backdoored models flagged with the right class {sum(right_all):.0f}/{len(right_all)}; "
+            f"never-poisoned models left alone (not flagged) {sum(left):.0f}/{len(left)}."
+        )
+        gaps = [r["defended_asr"] - r["clean_asr"] for r in rows]
+        within = [g <= 0.05 for g in gaps]
+        drop = [r["backdoor_acc"] - r["defended_acc"] for r in rows]
+        worse = [
+            r["defended_asr"] > r["backdoor_asr"] and r["defended_acc"] < r["backdoor_acc"] for r in rows
+        ]
+        cell_gap = [np.mean([r["defended_asr"] - r["clean_asr"] for r in rs]) for rs in cells.values()]
+        cell_drop = [np.mean([r["backdoor_acc"] - r["defended_acc"] for r in rs]) for rs in cells.values()]
+        cell_worse = [
+            np.mean([r["defended_asr"] for r in rs]) > np.mean([r["backdoor_asr"] for r in rs])
+            and np.mean([r["defended_acc"] for r in rs]) < np.mean([r["backdoor_acc"] for r in rs])
+            for rs in cells.values()
+        ]
+        lines.append(
+            f"Targets over {len(cells)} cells (seed means): mean (defended ASR - floor) "
+            f"{100 * np.mean(cell_gap):+.1f} points (target <= +5); cells within floor + 5: "
+            f"{sum(g <= 0.05 for g in cell_gap)}/{len(cells)} (target >= 80%); cells losing more than 3 ACC "
+            f"points: {sum(d > 0.03 for d in cell_drop)} (max {100 * max(cell_drop):.1f}; target 0); cells worse "
+            f"on both ASR and ACC: {sum(cell_worse)} (target 0)."
+        )
+        lines.append(
+            f"Targets over {len(rows)} runs: mean (defended ASR - floor) {100 * np.mean(gaps):+.1f} points "
+            f"(target <= +5); runs within floor + 5: {sum(within)}/{len(rows)} (target >= 80%); "
+            f"max ACC drop {100 * max(drop):.1f} points (target <= 3); runs worse on both: {sum(worse)}."
+        )
+    if rows:
+        lines += [
+            "",
+            "| dataset | attack | seed | raw ASR | floor | defended ASR | ACC before | ACC after | "
+            "verdict (class) | target | input returned |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(rows, key=lambda r: (r["dataset"], r["attack"], r["seed"])):
+            lines.append(
+                f"| {r['dataset']} | {r['attack']} | {r['seed']} | {100 * r['backdoor_asr']:.1f} | "
+                f"{100 * r['clean_asr']:.1f} | {100 * r['defended_asr']:.1f} | {100 * r['backdoor_acc']:.1f} | "
+                f"{100 * r['defended_acc']:.1f} | {r.get('defense_backdoor_believed', float('nan')):.0f} "
+                f"({r.get('defense_believed_class', float('nan')):.0f}) | {r['target']} | "
+                f"{r.get('defense_returned_input', float('nan')):.0f} |"
             )
     return "\n".join(lines)
 

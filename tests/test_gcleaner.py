@@ -249,6 +249,43 @@ def test_gcleaner_does_no_harm_to_a_clean_model_on_aids(aids_runs: list[dict]) -
         assert abs(r["cleanmodel_acc_after"] - r["cleanmodel_acc_before"]) <= 0.01, r
 
 
+@pytest.fixture(scope="module")
+def aids_gta_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # noqa: ANN001
+    """GCleaner (defaults) against GTA on AIDS, three seeds, small models (hidden 32, 20 epochs)."""
+    require_dataset(mirror, "TUDataset", "AIDS")
+    from gnnsec.cache import ArtifactCache
+    from gnnsec.pipeline import run_trial
+
+    tmp = tmp_path_factory.mktemp("aids_gta")
+    cache = ArtifactCache(tmp / "artifacts")
+    runs = []
+    for seed in SEEDS:
+        cfg = TrialConfig.from_dict(
+            {
+                "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
+                "model": {"name": "GIN", "hidden": 32},
+                "train": {"epochs": 20, "step_size": 20, "seed": seed},
+                "attack": {"name": "gta", "seed": seed},
+                "defense": {"name": "gcleaner", "seed": seed},
+            }
+        )
+        runs.append(dict(run_trial(cfg, cache).metrics))
+    return runs
+
+
+@pytest.mark.slow
+def test_gcleaner_removes_a_gta_backdoor_on_aids(aids_gta_runs: list[dict]) -> None:
+    """The quick-sweep regression (AIDS GTA came back at ASR 94 % because the guard vetoed every epoch):
+    over three seeds the backdoor is removed to near the floor, accuracy kept, and the defense returns the
+    input model for at most one seed. (Measured, hidden 32: raw 92-96 %, floor 6-15 %, defended 3-9 %.)"""
+    keys = ("backdoor_asr", "clean_asr", "defended_asr", "backdoor_acc", "defended_acc")
+    ctx = [{k: r[k] for k in (*keys, "defense_returned_input")} for r in aids_gta_runs]
+    assert _mean(aids_gta_runs, "backdoor_asr") >= 0.8, ctx
+    assert _mean(aids_gta_runs, "defended_asr") <= _mean(aids_gta_runs, "clean_asr") + 0.15, ctx
+    assert _mean(aids_gta_runs, "defended_acc") >= _mean(aids_gta_runs, "backdoor_acc") - 0.03, ctx
+    assert sum(r["defense_returned_input"] for r in aids_gta_runs) <= 1, ctx
+
+
 @pytest.mark.parametrize(("n", "mode"), [(1, "degree"), (3, "degree"), (3, "native")])
 def test_defend_on_toy_graphs_reports_history_metrics_and_an_injector(toy, n: int, mode: str) -> None:
     graphs, _ = toy
@@ -353,6 +390,31 @@ def test_the_guard_never_accepts_a_model_predicting_one_class() -> None:
     strict = GCleanerParams()  # defaults: no accuracy loss, flip rate down by 0.3
     assert not _guard({**before, "val_acc": 0.4, "val_flip": 0.0, "collapsed": 0.0}, before, strict)[0]
     assert not _guard({**before, "val_flip": 0.8, "collapsed": 0.0}, before, strict)[0]
+
+
+@pytest.mark.parametrize("n_val", [20, 24, 30])
+def test_the_guard_tolerates_one_validation_graph_but_not_two(n_val: int) -> None:
+    """Regression (quick sweep, AIDS GTA seed 0): with ``max_acc_drop = 0`` every unlearning epoch lost
+    exactly one of AIDS' 24 validation graphs (1.000 -> 0.958) while the flip rate fell 1.0 -> 0.0 and test
+    accuracy stayed at 99.4-99.7 %; the guard vetoed all 30 epochs and the backdoor (ASR 94 %) came back.
+    One graph is below the guard's resolution; two are a real loss (those epochs cost 3-6 test points)."""
+    from gnnsec.defenses.gcleaner.defense import _guard
+
+    p = GCleanerParams()  # the defaults
+    before = {"n_acc": float(n_val), "val_acc": 1.0, "val_flip": 1.0, "fit_flip": 1.0}
+    before.update({"balance_shift": 0.02, "collapsed": 0.0})
+    unlearned = {**before, "val_flip": 0.0, "fit_flip": 0.0}
+
+    def acc(k: int) -> float:  # as prediction_signals computes it: a float32 mean
+        return float((torch.arange(n_val) >= k).float().mean())
+
+    assert _guard({**unlearned, "val_acc": acc(1)}, before, p)[0]
+    ok, why = _guard({**unlearned, "val_acc": acc(2)}, before, p)
+    assert not ok and "validation accuracy" in why
+    # with many validation graphs the fractional tolerance (max_acc_drop) governs, not one graph
+    big = {**before, "n_acc": 1000.0}
+    assert not _guard({**unlearned, "n_acc": 1000.0, "val_acc": 0.99}, big, p)[0]
+    assert _guard({**unlearned, "n_acc": 1000.0, "val_acc": 0.999}, big, p)[0]
 
 
 def test_prediction_signals_flag_a_collapsed_model(toy) -> None:

@@ -24,8 +24,9 @@ Where this implementation departs from the paper or the authors' code, and why:
   classes it is undefined). The verdict and the per-class evidence are in the outcome's metrics
   (``backdoor_believed``, ``believed_class``, ``class<c>_flip``). ``class_weight = 0`` is the paper's
   class-agnostic recovery.
-- Do no harm: when no class stands out, or when no unlearning epoch passes the guard (validation accuracy,
-  validation flip rate, class balance, never a one-class model), the input model is returned unchanged
+- Do no harm: when no class stands out, or when no unlearning epoch passes the guard (validation accuracy
+  within a tolerance of at least one validation graph, validation flip rate, class balance, never a
+  one-class model), the input model is returned unchanged
   with a logged reason (``returned_input``, ``unchanged_reason``); otherwise the best accepted epoch, not
   the last. Minimum clean set: 4 graphs (below: input returned); a validation part needs 8 graphs
   (below: every signal is measured on the fit graphs, logged). See :mod:`.defense`.

@@ -10,7 +10,8 @@ predictions spread over the classes.
 1. Recovery (:func:`recover`) tries every class and names the one that stands out, or none. When none
    stands out the model is returned unchanged (``require_detection``).
 2. Unlearning (:func:`unlearn`) runs under watch: after every epoch the guard checks the epoch against the
-   input model (validation accuracy may not drop by more than ``max_acc_drop``, the validation flip rate
+   input model (validation accuracy may not drop by more than ``max_acc_drop`` or ``acc_slack_graphs``
+   validation graphs, whichever is more: :func:`acc_tolerance`; the validation flip rate
    must fall by at least ``min_flip_drop``, the predicted class shares may not move by more than
    ``max_balance_shift``, and a model that predicts one class for every clean graph is never accepted).
    The last accepted epoch (``keep="last"``: the paper's full schedule, vetoed where it harms) or the
@@ -152,6 +153,7 @@ class GCleaner(Defense):
             pred = prediction_signals(m, guard_graphs, k)
             all_pred = prediction_signals(m, graphs, k)
             return {
+                "n_acc": float(len(guard_graphs)),
                 "val_acc": pred["acc"],
                 "val_flip": flip_rate(m, flip_graphs, flip_triggered, k, target).rate,
                 "fit_flip": flip_rate(m, fit_graphs, fit_triggered, k, target).rate,
@@ -215,11 +217,23 @@ def _score(sig: dict[str, float]) -> float:
     return sig["val_acc"] - flip - 0.01 * fit
 
 
+def acc_tolerance(p: GCleanerParams, n_graphs: int) -> float:
+    """How much validation accuracy an epoch may lose: ``max_acc_drop``, or ``acc_slack_graphs`` graphs of
+    the ``n_graphs`` it is measured on, whichever is more. On a handful of graphs one graph is several
+    points (1/24 = 4.2 on AIDS' 24 validation graphs), below what the guard can resolve: with a tolerance
+    of 0 a single graph changing its prediction vetoes every epoch (measured: AIDS GTA seed 0, all 30
+    epochs lost exactly one validation graph while test accuracy stayed at 99.4-99.7 %)."""
+    slack = p.acc_slack_graphs / n_graphs if n_graphs > 0 else 0.0
+    return max(p.max_acc_drop, slack)
+
+
 def _guard(sig: dict[str, float], before: dict[str, float], p: GCleanerParams) -> tuple[bool, str]:
     if sig["collapsed"] >= 1:
         return False, "predicts one class for every clean graph"
-    if not sig["val_acc"] >= before["val_acc"] - p.max_acc_drop - 1e-9:
-        return False, f"validation accuracy {sig['val_acc']:.3f} < {before['val_acc']:.3f} - {p.max_acc_drop}"
+    tol = acc_tolerance(p, int(before.get("n_acc", 0)))
+    # accuracies are float32 ratios k/n: compare with a margin far below one graph (1/n), above rounding
+    if not sig["val_acc"] >= before["val_acc"] - tol - 1e-6:
+        return False, f"validation accuracy {sig['val_acc']:.3f} < {before['val_acc']:.3f} - {tol:.3f}"
     flip_before = before["val_flip"] if before["val_flip"] == before["val_flip"] else before["fit_flip"]
     flip_now = sig["val_flip"] if sig["val_flip"] == sig["val_flip"] else sig["fit_flip"]
     if not flip_before - flip_now >= p.min_flip_drop - 1e-9:

@@ -56,7 +56,8 @@ class GCleanerParams:
     teacher_lr: float = 1e-3
     # ---- the defender's own validation and the "do no harm" guard ----
     val_fraction: float = 0.4  # of the clean set held out for validation ACC / flip rate (0: none)
-    max_acc_drop: float = 0.0  # an epoch may lose at most this validation accuracy vs the input model
+    max_acc_drop: float = 0.0  # an epoch may lose at most this validation accuracy vs the input model ...
+    acc_slack_graphs: int = 1  # ... or this many validation graphs, if more (the guard's resolution, 1/n)
     min_flip_drop: float = 0.3  # ... must lower the validation flip rate by at least this
     max_balance_shift: float = 0.2  # ... and may move the predicted class shares at most this (TV distance)
     keep: str = "last"  # which accepted epoch is returned: the last one, or the best by val_acc - val_flip
@@ -101,6 +102,7 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "detect_flip": (0.0, 1.0),
     "detect_gap": (0.0, 1.0),
     "max_acc_drop": (0.0, 1.0),
+    "acc_slack_graphs": (0, None),
     "min_flip_drop": (0.0, 1.0),
     "max_balance_shift": (0.0, 1.0),
     "unlearn_epochs": (1, None),
