@@ -39,13 +39,14 @@ Development protocol (defender-only; how the defaults in :mod:`.params` are chos
   dataset (Bitcoin, COLLAB, MUTAG, NCI1, PROTEINS, ...) is held out: it is run only after the defaults are
   frozen, for the report, and never used to choose anything.
 - Tunable settings (λ, n, T, ``class_weight``, learning rates, epochs) are chosen by the Optuna tuner's
-  defender-only objective (validation accuracy − validation flip rate of the defense's own recovered
-  trigger, on the defender's clean graphs; no test graph, real trigger or target label is read), over the
-  development cells at once::
+  defender-only objective (``sweeps/tuning.py``: soft validation accuracy plus the drop of the probability
+  the defense's own recovered trigger gives its suspected class, on the defender's clean graphs; no test
+  graph, real trigger or target label is read), over the development cells at once (alternate the two
+  datasets' cells so ASHA's first rung sees both)::
 
       python sweeps/tune_gcleaner.py --study gcleaner-dev --trials 12 --concurrency 1 --grace 4 \
-          --cells AIDS:sub_ba:0 AIDS:gta:0 AIDS:exp_ba:0 AIDS:motif_ba:0 \
-                  Fingerprint:sub_ba:0 Fingerprint:gta:0 Fingerprint:exp_ba:0 Fingerprint:motif_ba:0
+          --cells AIDS:sub_ba:0 Fingerprint:sub_ba:0 AIDS:gta:0 Fingerprint:gta:0 \
+                  AIDS:exp_ba:0 Fingerprint:exp_ba:0 AIDS:motif_ba:0 Fingerprint:motif_ba:0
 
 - The detection thresholds (``detect_flip``, ``detect_gap``) and the guard's tolerances cannot be judged
   by that objective (on backdoored models alone it would always favour flagging). They were fixed from
