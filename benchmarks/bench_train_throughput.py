@@ -1,0 +1,285 @@
+"""Training throughput: one epoch of the previous training loop against the current one, same run.
+
+Issue 13 ("Speed"), item 1-2. The *previous loop* is reconstructed here only (it is not library code):
+PyG's ``DataLoader`` collating every mini-batch from the list of graphs, Adam's per-tensor update, and the
+GIN/GraphSAGE layers' previous forward (PyG's ``propagate``, aggregate-then-transform). The *current
+loop* is the library's: ``gnnsec.train.make_loader`` (one collation per fit, mini-batches sliced by
+offsets), ``make_optimizer`` (Adam's multi-tensor update) and the layers' fast path (direct neighbour
+sums, linear map before the sum for wide inputs, CSR products on dense batches). Both visit the same
+mini-batches in the same seeded order.
+
+Per dataset: GIN 3 x 64, batch 32, Adam lr 0.01 (the paper defaults of ``TrainConfig``), trained on the
+split's training graphs. Timing alternates old and new epochs (order flipped every repetition) on the same
+machine with the same thread count and reports medians, the load average before and after, and the
+one-off cost of the current loop's collation (``setup_s``, paid once per fit). Accuracy: both loops train
+from the same initialisation for ``--acc-epochs`` epochs over ``--seeds`` and are evaluated on the test
+split (the defender's holding graphs excluded).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_train_throughput.py --datasets AIDS NCI1 COLLAB \\
+        --out benchmarks/results/train_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch_geometric.loader import DataLoader
+from torch_geometric.utils import scatter
+
+from gnnsec.cache import atomic_write_text
+from gnnsec.config import DataConfig, TrainConfig
+from gnnsec.data.loading import load_graph_dataset
+from gnnsec.models import build_graph_model
+from gnnsec.models.layers import WeightedGINConv, WeightedSAGEConv
+from gnnsec.train import (
+    cross_entropy_loss,
+    evaluate,
+    fit,
+    make_loader,
+    make_optimizer,
+    seed_everything,
+    train_epoch,
+)
+
+log = logging.getLogger("bench_train_throughput")
+DEFAULT_ACC_EPOCHS = {"AIDS": 100, "NCI1": 50, "COLLAB": 5}
+
+
+# ---- the previous loop (reference only) -----------------------------------------------------------------
+def _old_gin_forward(
+    self: WeightedGINConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+) -> Tensor:
+    out = self.propagate(edge_index, x=(x, x), edge_weight=edge_weight)
+    return self.nn(out + (1 + self.eps) * x)
+
+
+def _old_sage_forward(
+    self: WeightedSAGEConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+) -> Tensor:
+    weight = edge_weight if edge_weight is not None else x.new_ones(edge_index.size(1))
+    total = self.propagate(edge_index, x=(x, x), edge_weight=weight)
+    norm = scatter(weight, edge_index[1], 0, dim_size=x.size(0), reduce="sum").view(-1, 1)
+    mean = torch.where(norm > 0, total / norm.clamp(min=1e-12), torch.zeros_like(total))
+    out = self.lin_l(mean)
+    return out + self.lin_r(x) if self.root_weight else out
+
+
+@contextlib.contextmanager
+def previous_layers() -> Iterator[None]:
+    """The layers' forward before the fast path (PyG propagate, aggregate then transform)."""
+    saved = WeightedGINConv.forward, WeightedSAGEConv.forward
+    WeightedGINConv.forward, WeightedSAGEConv.forward = _old_gin_forward, _old_sage_forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        WeightedGINConv.forward, WeightedSAGEConv.forward = saved  # type: ignore[method-assign]
+
+
+def old_loader(graphs: list, cfg: TrainConfig, gen: torch.Generator) -> DataLoader:
+    return DataLoader(list(graphs), batch_size=cfg.batch_size, shuffle=True, generator=gen)
+
+
+def old_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def old_fit(model: torch.nn.Module, graphs: list, cfg: TrainConfig) -> None:
+    """``gnnsec.train.fit`` as it was: PyG DataLoader, per-tensor Adam, previous layers."""
+    device = torch.device("cpu")
+    gen = seed_everything(cfg.seed)
+    loader = old_loader(graphs, cfg, gen)
+    opt = old_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    with previous_layers():
+        for _ in range(int(cfg.epochs or 1)):
+            train_epoch(model, loader, opt, device, cross_entropy_loss)
+            sched.step()
+
+
+# ---- measurements --------------------------------------------------------------------------------------
+def time_epochs(ds: Any, train: list, cfg: TrainConfig, reps: int) -> dict[str, Any]:
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    base = build_graph_model("GIN", ds.num_features, ds.num_classes)
+    m_old, m_new = copy.deepcopy(base), copy.deepcopy(base)
+    t0 = time.perf_counter()
+    loader_old = old_loader(train, cfg, seed_everything(0))
+    setup_old = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loader_new = make_loader(train, cfg.batch_size, shuffle=True, generator=seed_everything(0))
+    setup_new = time.perf_counter() - t0
+    opt_old, opt_new = old_optimizer(m_old, cfg), make_optimizer(m_new, cfg)
+
+    def old() -> float:
+        t = time.perf_counter()
+        with previous_layers():
+            train_epoch(m_old, loader_old, opt_old, device, cross_entropy_loss)
+        return time.perf_counter() - t
+
+    def new() -> float:
+        t = time.perf_counter()
+        train_epoch(m_new, loader_new, opt_new, device, cross_entropy_loss)
+        return time.perf_counter() - t
+
+    load_before = os.getloadavg()
+    warm = {"old": old(), "new": new()}  # first epoch: allocator warm-up, PyG's template compilation
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for r in range(reps):
+        order = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
+        for name, fn in order:
+            times[name].append(fn())
+            log.info("%s: %s epoch %.3f s", ds.name, name, times[name][-1])
+    med_old, med_new = statistics.median(times["old"]), statistics.median(times["new"])
+    return {
+        "batches_per_epoch": len(loader_new),
+        "old_epoch_s": med_old,
+        "new_epoch_s": med_new,
+        "old_epoch_s_all": times["old"],
+        "new_epoch_s_all": times["new"],
+        "first_epoch_s": warm,
+        "old_setup_s": setup_old,
+        "new_setup_s": setup_new,
+        "ratio_epoch": med_old / med_new,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+    }
+
+
+def accuracy(ds: Any, train: list, test: list, epochs: int, seeds: list[int]) -> dict[str, Any]:
+    rows = []
+    for seed in seeds:
+        cfg = TrainConfig(epochs=epochs, seed=seed, device="cpu")
+        torch.manual_seed(seed)
+        base = build_graph_model("GIN", ds.num_features, ds.num_classes)
+        m_old, m_new = copy.deepcopy(base), copy.deepcopy(base)
+        t = time.perf_counter()
+        old_fit(m_old, train, cfg)
+        t_old = time.perf_counter() - t
+        t = time.perf_counter()
+        fit(m_new, train, cfg)
+        t_new = time.perf_counter() - t
+        with previous_layers():
+            acc_old = evaluate(m_old, test).acc
+        acc_new = evaluate(m_new, test).acc
+        same = all(
+            torch.equal(a, b) for a, b in zip(m_old.state_dict().values(), m_new.state_dict().values())
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "acc_old": acc_old,
+                "acc_new": acc_new,
+                "fit_old_s": t_old,
+                "fit_new_s": t_new,
+                "bitwise_same_weights": same,
+            }
+        )
+        log.info(
+            "%s seed %d: acc old %.4f new %.4f (fit %.1f s / %.1f s)",
+            ds.name,
+            seed,
+            acc_old,
+            acc_new,
+            t_old,
+            t_new,
+        )
+    acc_old = [r["acc_old"] for r in rows]
+    acc_new = [r["acc_new"] for r in rows]
+    return {
+        "epochs": epochs,
+        "seeds": seeds,
+        "test_graphs": len(test),
+        "train_graphs": len(train),
+        "runs": rows,
+        "acc_old_mean": statistics.mean(acc_old),
+        "acc_new_mean": statistics.mean(acc_new),
+        "acc_old_std": statistics.pstdev(acc_old),
+        "acc_new_std": statistics.pstdev(acc_new),
+        "fit_ratio": sum(r["fit_old_s"] for r in rows) / sum(r["fit_new_s"] for r in rows),
+    }
+
+
+def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    dcfg = DataConfig(dataset=name)
+    ds = load_graph_dataset(dcfg)
+    load_s = time.perf_counter() - t0
+    split = ds.split(dcfg)
+    train, test = ds.subset(split.train), ds.subset(split.test)
+    cfg = TrainConfig(epochs=1, device="cpu")
+    reps = args.collab_reps if name == "COLLAB" else args.reps
+    out: dict[str, Any] = {"dataset": name, "load_s": load_s, "num_features": ds.num_features}
+    out["timing"] = time_epochs(ds, train, cfg, reps)
+    out["timing"]["reps"] = reps
+    epochs = args.acc_epochs.get(name, DEFAULT_ACC_EPOCHS.get(name, 100))
+    if epochs > 0 and args.seeds:
+        out["accuracy"] = accuracy(ds, train, test, epochs, args.seeds)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["AIDS", "NCI1", "COLLAB"])
+    p.add_argument("--reps", type=int, default=7, help="timed epochs per loop (AIDS, NCI1)")
+    p.add_argument("--collab-reps", type=int, default=2, help="timed epochs per loop on COLLAB")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    p.add_argument(
+        "--acc-epochs",
+        nargs="*",
+        default=[],
+        help=f"DATASET=EPOCHS for the accuracy runs (default {DEFAULT_ACC_EPOCHS}; 0 skips)",
+    )
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="benchmarks/results/train_throughput.json")
+    args = p.parse_args()
+    args.acc_epochs = {k: int(v) for k, v in (item.split("=") for item in args.acc_epochs)}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    results = []
+    for name in args.datasets:
+        results.append(bench(name, args))
+        _write(args, results)
+    for r in results:
+        t = r["timing"]
+        acc = r.get("accuracy", {})
+        print(
+            f"{r['dataset']:8s} old {t['old_epoch_s']:.3f} s/epoch  new {t['new_epoch_s']:.3f} s/epoch  "
+            f"x{t['ratio_epoch']:.2f}  (setup {t['new_setup_s']:.3f} s; load avg {t['load_avg_before'][0]:.2f})"
+            + (
+                f"  acc old {acc['acc_old_mean']:.4f}±{acc['acc_old_std']:.4f} new "
+                f"{acc['acc_new_mean']:.4f}±{acc['acc_new_std']:.4f} ({acc['epochs']} epochs)"
+                if acc
+                else ""
+            )
+        )
+
+
+def _write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    doc = {
+        "benchmark": "train_throughput",
+        "model": "GIN 3x64, batch 32, Adam lr 0.01",
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out), json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()
