@@ -26,6 +26,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader as IndexLoader
 from torch_geometric.data import Batch, Data
 
+GROUP_BYTES = 32 * 2**20  # mini-batches are gathered in groups of about this much attribute data
+
 
 @dataclass
 class _Attr:
@@ -48,10 +50,6 @@ def _segments(slices: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, int]:
     pos = torch.arange(total, device=slices.device)
     pos += torch.repeat_interleave(starts - offsets, counts, output_size=total)
     return pos, counts, total
-
-
-def _exclusive_cumsum(x: Tensor) -> Tensor:
-    return torch.cumsum(x, 0) - x
 
 
 class CollatedGraphs:
@@ -94,43 +92,79 @@ class CollatedGraphs:
 
     def batch(self, idx: Tensor) -> Batch:
         """``Batch.from_data_list([graphs[i] for i in idx])``, built by vectorised slicing."""
+        return next(iter(self.batches([idx])))
+
+    def group_size(self, batch_size: int) -> int:
+        """How many mini-batches to gather at once: about ``GROUP_BYTES`` of attribute data per group."""
         if not self.vectorised:
-            return Batch.from_data_list([self.graphs[int(i)] for i in idx])
-        idx = idx.to(self.device)
-        out = Batch(_base_cls=Data)
-        store = out._store
+            return 1
+        per_graph = sum(a.value.numel() * a.value.element_size() for a in self.attrs) / self.num_graphs
+        return max(1, int(GROUP_BYTES // max(per_graph * batch_size, 1.0)))
+
+    def batches(self, index_batches: Sequence[Tensor]) -> Iterator[Batch]:
+        """The ``Batch`` of each index tensor, in order: one gather per attribute for all of them together,
+        then each mini-batch is a set of views and a few offset subtractions."""
+        if not self.vectorised:
+            for idx in index_batches:
+                yield Batch.from_data_list([self.graphs[int(i)] for i in idx])
+            return
+        sizes = [int(i.numel()) for i in index_batches]
+        idx = torch.cat(list(index_batches)).to(self.device)
+        n = int(idx.numel())
+        first = [0]  # position (in idx) of each mini-batch's first graph
+        for size in sizes:
+            first.append(first[-1] + size)
+        sizes_t = torch.tensor(sizes, device=self.device)
+        first_t = torch.tensor(first[:-1], device=self.device)
+        own_first = torch.repeat_interleave(first_t, sizes_t, output_size=n)  # per graph: its batch's first
         counts = self.node_counts[idx]
-        n_graphs = int(idx.numel())
-        slice_dict: dict[str, Tensor] = {}
-        inc_dict: dict[str, Tensor] = {}
-        zeros = torch.zeros(n_graphs, dtype=torch.long)
-        values: dict[str, Tensor] = {}
+        node_cs = _inclusive_with_zero(counts)
+        gathered = []
         for a in self.attrs:
             pos, seg, total = _segments(a.slices, idx)
             v = a.value.index_select(a.dim, pos)
-            inc = zeros
+            inc = torch.zeros(n, dtype=torch.long, device=self.device)
             if a.inc_total is not None and a.inc_own is not None:
-                inc = _exclusive_cumsum(a.inc_own[idx])
+                inc_cs = _inclusive_with_zero(a.inc_own[idx])
+                inc = inc_cs[:-1] - inc_cs[own_first]  # exclusive cumsum within each mini-batch
                 delta = torch.repeat_interleave(inc - a.inc_total[idx], seg, output_size=total)
                 shape = [1] * v.dim()
                 shape[a.dim] = total
                 v = v + delta.view(shape).to(v.dtype)
-            values[a.key] = v
-            slice_dict[a.key] = torch.cat([seg.new_zeros(1), torch.cumsum(seg, 0)]).cpu()
-            inc_dict[a.key] = inc.cpu()
-        for key in self.keys:  # PyG's key order
-            if key == "num_nodes":
-                store._num_nodes = counts.tolist()
-                store.num_nodes = int(counts.sum())
-            else:
-                store[key] = values[key]
-        ids = torch.arange(n_graphs, device=counts.device)
-        store.batch = torch.repeat_interleave(ids, counts, output_size=int(counts.sum()))
-        store.ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        out._num_graphs = n_graphs
-        out._slice_dict = slice_dict
-        out._inc_dict = inc_dict
-        return out
+            seg_cs = _inclusive_with_zero(seg)
+            gathered.append((a, v, seg_cs, seg_cs.tolist(), inc))
+        in_batch = torch.arange(n, device=self.device) - own_first
+        batch_vec = torch.repeat_interleave(in_batch, counts, output_size=int(node_cs[-1]))
+        counts_list, node_list = counts.tolist(), node_cs.tolist()
+        cpu = self.device.type != "cpu"
+        for b in range(len(sizes)):
+            g0, g1 = first[b], first[b + 1]
+            out = Batch(_base_cls=Data)
+            store = out._store
+            values, slice_dict, inc_dict = {}, {}, {}
+            for a, v, seg_cs, seg_list, inc in gathered:
+                r0, r1 = seg_list[g0], seg_list[g1]
+                values[a.key] = v.narrow(a.dim, r0, r1 - r0)
+                sl, ic = seg_cs[g0 : g1 + 1] - r0, inc[g0:g1]
+                slice_dict[a.key], inc_dict[a.key] = (sl.cpu(), ic.cpu()) if cpu else (sl, ic)
+            n0, n1 = node_list[g0], node_list[g1]
+            for key in self.keys:  # PyG's key order
+                if key == "num_nodes":
+                    store._num_nodes = counts_list[g0:g1]
+                    store.num_nodes = n1 - n0
+                else:
+                    store[key] = values[key]
+            store.batch = batch_vec[n0:n1]
+            store.ptr = node_cs[g0 : g1 + 1] - n0
+            out._num_graphs = g1 - g0
+            out._slice_dict = slice_dict
+            out._inc_dict = inc_dict
+            yield out
+
+
+def _inclusive_with_zero(x: Tensor) -> Tensor:
+    """[0, x0, x0 + x1, ...]: offsets of consecutive segments of sizes ``x``."""
+    return torch.cat([x.new_zeros(1), torch.cumsum(x, 0)])
 
 
 def _indices(items: list[int]) -> Tensor:
@@ -166,5 +200,12 @@ class GraphLoader:
         return len(self._order)
 
     def __iter__(self) -> Iterator[Batch]:
+        group = self.data.group_size(self.batch_size)
+        pending: list[Tensor] = []
         for idx in self._order:
-            yield self.data.batch(idx)
+            pending.append(idx)
+            if len(pending) == group:
+                yield from self.data.batches(pending)
+                pending = []
+        if pending:
+            yield from self.data.batches(pending)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
+from gnnsec import batching
 from gnnsec.batching import CollatedGraphs, GraphLoader
 
 
@@ -52,7 +54,9 @@ def test_any_index_batch_equals_pyg_collation() -> None:
         assert_same_batch(data.batch(torch.tensor(idx)), ref)
 
 
-def test_loader_yields_pyg_dataloader_batches_epoch_after_epoch() -> None:
+@pytest.mark.parametrize("group_bytes", [1, 2000, 2**30])  # one batch per gather, a few, the whole epoch
+def test_loader_yields_pyg_dataloader_batches_epoch_after_epoch(group_bytes: int, monkeypatch) -> None:
+    monkeypatch.setattr(batching, "GROUP_BYTES", group_bytes)
     graphs = _graphs(weights=False)
     for shuffle, bs in ((True, 8), (True, 37), (False, 5)):
         g_ref, g_new = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)

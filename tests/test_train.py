@@ -78,3 +78,21 @@ def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
         sched.step()
     for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_denormals_flushed_only_while_training_dense_graphs() -> None:
+    from gnnsec.train import flush_denormals, is_dense
+
+    tiny = torch.tensor([1e-40])  # subnormal in float32
+    assert not is_dense(_dataset())  # path graphs: ~2 edges per node
+    n = 12
+    full = torch.combinations(torch.arange(n)).t()
+    dense = [path_graph(n, y=0, dim=2)]
+    dense[0].edge_index = torch.cat([full, full.flip(0)], 1)  # 22 edges per node
+    assert is_dense(dense)
+    with flush_denormals(True):
+        assert float((tiny * 1.0)[0]) == 0.0
+    assert float((tiny * 1.0)[0]) > 0.0  # default mode restored
+    model = build_graph_model("GIN", 2, 2, hidden=8, num_layers=1)
+    fit(model, dense * 4, TrainConfig(epochs=1, batch_size=2, device="cpu"))
+    assert float((tiny * 1.0)[0]) > 0.0

@@ -43,19 +43,61 @@ def neighbour_sum(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] =
 
     On sparse batches: ``index_select`` + ``index_add_`` (the same additions in the same order as PyG's
     ``scatter_add_``, and a cheap ``index_select`` backward instead of a ``gather`` with a broadcast index).
-    On dense batches (≥ ``DENSE_EDGES_PER_NODE`` edges per node) whose weights need no gradient: one CSR
-    sparse-dense product (same sum, other summation order).
+    On dense batches (≥ ``DENSE_EDGES_PER_NODE`` edges per node) whose weights need no gradient: a CSR
+    sparse-dense product, its transpose in the backward pass (same sum, other summation order); the two
+    CSR matrices are built once per batch and shared by all layers.
     """
     n, src, dst = x.size(0), edge_index[0], edge_index[1]
     dense = edge_index.size(1) >= DENSE_EDGES_PER_NODE * max(n, 1) and x.dim() == 2
     if dense and (edge_weight is None or not edge_weight.requires_grad):
-        values = x.new_ones(src.numel()) if edge_weight is None else edge_weight.to(x.dtype)
-        adj = torch.sparse_coo_tensor(torch.stack([dst, src]), values, (n, n)).coalesce().to_sparse_csr()
-        return adj @ x
+        adj, adj_t = _adjacency(edge_index, edge_weight, n, x.dtype)
+        return _SparseSum.apply(x, adj, adj_t)
     msg = x.index_select(0, src)
     if edge_weight is not None:
         msg = msg * edge_weight.view(-1, 1)
     return x.new_zeros((n, *x.shape[1:])).index_add_(0, dst, msg)
+
+
+class _SparseSum(torch.autograd.Function):
+    """y = A x with A sparse (CSR, rows = targets); dL/dx = Aᵀ dL/dy (differentiable again)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, adj: Tensor, adj_t: Tensor) -> Tensor:  # type: ignore[override]  # noqa: ANN001
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]  # noqa: ANN001, ANN205
+        return torch.sparse.mm(ctx.adj_t, grad), None, None
+
+
+_ADJ_CACHE: list = []  # [(edge_index, its version, edge_weight, n, dtype, (A, Aᵀ))]: the last batch's
+
+
+def _adjacency(edge_index: Tensor, edge_weight: Optional[Tensor], n: int, dtype: torch.dtype) -> tuple:
+    if _ADJ_CACHE:
+        ei, version, w, m, dt, mats = _ADJ_CACHE[0]
+        if (
+            ei is edge_index
+            and version == edge_index._version
+            and w is edge_weight
+            and m == n
+            and dt == dtype
+        ):
+            return mats
+    values = torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device)
+    if edge_weight is not None:
+        values = edge_weight.detach().to(dtype)
+    mats = (_csr(edge_index[1], edge_index[0], values, n), _csr(edge_index[0], edge_index[1], values, n))
+    _ADJ_CACHE[:] = [(edge_index, edge_index._version, edge_weight, n, dtype, mats)]
+    return mats
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
+    order = torch.argsort(rows, stable=True)
+    crow = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return torch.sparse_csr_tensor(crow, cols[order], values[order], (n, n))
 
 
 def uses_propagate(conv: MessagePassing, edge_index: object) -> bool:
