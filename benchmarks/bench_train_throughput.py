@@ -57,7 +57,7 @@ from gnnsec.train import (
 )
 
 log = logging.getLogger("bench_train_throughput")
-DEFAULT_ACC_EPOCHS = {"AIDS": 100, "NCI1": 50, "COLLAB": 5}
+DEFAULT_ACC_EPOCHS = {"AIDS": 50, "NCI1": 20, "COLLAB": 3}
 
 
 # ---- the previous loop (reference only) -----------------------------------------------------------------
