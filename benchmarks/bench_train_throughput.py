@@ -226,6 +226,76 @@ def accuracy(ds: Any, train: list, test: list, epochs: int, seeds: list[int]) ->
     }
 
 
+def time_compiled(ds: Any, train: list, cfg: TrainConfig, reps: int) -> dict[str, Any]:
+    """``torch.compile`` (dynamic shapes) of the model and of Adam's step against eager, current loop."""
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    base = build_graph_model("GIN", ds.num_features, ds.num_classes)
+    out: dict[str, Any] = {}
+    for variant in ("eager", "compiled_model", "compiled_model_and_step"):
+        model = copy.deepcopy(base)
+        opt = make_optimizer(model, cfg)
+        run = torch.compile(model, dynamic=True) if variant != "eager" else model
+        step = torch.compile(opt.step) if variant == "compiled_model_and_step" else opt.step
+        loader = make_loader(train, cfg.batch_size, shuffle=True, generator=seed_everything(0))
+
+        def epoch(
+            run: Any = run, opt: Any = opt, step: Any = step, loader: Any = loader
+        ) -> tuple[float, float]:
+            t, c = time.perf_counter(), time.process_time()
+            for b in loader:
+                opt.zero_grad()
+                cross_entropy_loss(run, b.to(device)).backward()
+                step()
+            return time.perf_counter() - t, time.process_time() - c
+
+        first = epoch()  # includes compilation
+        cpu = [epoch()[1] for _ in range(reps)]
+        out[variant] = {"first_epoch_wall_cpu_s": first, "epoch_cpu_s": statistics.median(cpu)}
+    return out
+
+
+def time_vmap(ds: Any, train: list, cfg: TrainConfig, ks: list[int]) -> dict[str, Any]:
+    """K models trained on the same mini-batches: one after another vs batched with ``torch.func.vmap``."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    batches = list(make_loader(train, cfg.batch_size, shuffle=True, generator=seed_everything(0)))
+    out: dict[str, Any] = {}
+    for k in ks:
+        models = []
+        for seed in range(k):
+            torch.manual_seed(seed)
+            models.append(build_graph_model("GIN", ds.num_features, ds.num_classes))
+        opts = [make_optimizer(m, cfg) for m in models]
+        c = time.process_time()
+        for b in batches:
+            for m, o in zip(models, opts, strict=True):
+                o.zero_grad()
+                cross_entropy_loss(m, b).backward()
+                o.step()
+        sequential = time.process_time() - c
+        params, buffers = stack_module_state(models)
+        params = {n: v.detach().requires_grad_(True) for n, v in params.items()}
+        skeleton = copy.deepcopy(models[0]).to("meta")
+
+        def loss_one(
+            p: dict, bu: dict, x: Tensor, ei: Tensor, bt: Tensor, y: Tensor, skeleton: Any = skeleton
+        ) -> Tensor:
+            return torch.nn.functional.cross_entropy(functional_call(skeleton, (p, bu), (x, ei, bt)), y)
+
+        batched = vmap(loss_one, in_dims=(0, 0, None, None, None, None), randomness="same")
+        opt = torch.optim.Adam(params.values(), lr=cfg.lr, foreach=True)
+        c = time.process_time()
+        for b in batches:
+            opt.zero_grad()
+            batched(params, buffers, b.x, b.edge_index, b.batch, b.y).sum().backward()
+            opt.step()
+        vmapped = time.process_time() - c
+        out[str(k)] = {"sequential_cpu_s": sequential, "vmap_cpu_s": vmapped, "ratio": sequential / vmapped}
+        log.info("vmap K=%d: sequential %.3f s, vmap %.3f s CPU per epoch", k, sequential, vmapped)
+    return out
+
+
 def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     dcfg = DataConfig(dataset=name)
@@ -236,6 +306,12 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cfg = TrainConfig(epochs=1, device="cpu")
     reps = args.collab_reps if name == "COLLAB" else args.reps
     out: dict[str, Any] = {"dataset": name, "load_s": load_s, "num_features": ds.num_features}
+    if args.compile:
+        out["torch_compile"] = time_compiled(ds, train, cfg, 3)
+    if args.vmap:
+        out["vmap"] = time_vmap(ds, train, cfg, args.vmap)
+    if args.compile or args.vmap:
+        return out
     out["timing"] = time_epochs(ds, train, cfg, reps)
     out["timing"]["reps"] = reps
     epochs = args.acc_epochs.get(name, DEFAULT_ACC_EPOCHS.get(name, 100))
@@ -257,6 +333,10 @@ def main() -> None:
         help=f"DATASET=EPOCHS for the accuracy runs (default {DEFAULT_ACC_EPOCHS}; 0 skips)",
     )
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--compile", action="store_true", help="instead: torch.compile against eager (current loop)"
+    )
+    p.add_argument("--vmap", type=int, nargs="*", default=[], help="instead: K models sequential vs vmap")
     p.add_argument("--out", default="benchmarks/results/train_throughput.json")
     args = p.parse_args()
     args.acc_epochs = {k: int(v) for k, v in (item.split("=") for item in args.acc_epochs)}
@@ -267,6 +347,9 @@ def main() -> None:
         results.append(bench(name, args))
         _write(args, results)
     for r in results:
+        if "timing" not in r:
+            print(json.dumps({k: r[k] for k in ("dataset", "torch_compile", "vmap") if k in r}, indent=1))
+            continue
         t = r["timing"]
         acc = r.get("accuracy", {})
         print(
