@@ -61,7 +61,12 @@ class CollatedGraphs:
         self.vectorised = self.num_graphs > 0
         if not self.vectorised:
             return
-        full = Batch.from_data_list(self.graphs)
+        try:
+            full = Batch.from_data_list(self.graphs)
+        except (KeyError, RuntimeError, TypeError, ValueError):
+            # graphs whose attributes differ: collate per mini-batch as PyG's loader does (same errors, if any)
+            self.vectorised = False
+            return
         if device is not None:
             full = full.to(device)
         store = full._store

@@ -81,3 +81,11 @@ def test_non_tensor_attributes_fall_back_to_pyg() -> None:
 
 def test_empty_list_yields_nothing() -> None:
     assert list(GraphLoader([], batch_size=4)) == []
+
+
+def test_graphs_with_different_attributes_collate_per_batch_like_pyg() -> None:
+    graphs = _graphs(6, weights=False)
+    del graphs[4].x_native  # a list PyG's loader handles only when graph 4 is not batched after graph 0
+    loader = GraphLoader(graphs, batch_size=3)
+    assert not loader.data.vectorised
+    assert_same_batch(next(iter(loader)), Batch.from_data_list(graphs[:3]))
