@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.models": 3,
     "gnnsec.similarity": 3,  # tensor helpers shared by attacks and defenses (imports torch only)
     "gnnsec.train": 4,
+    "gnnsec.batching": 4,
     "gnnsec.train_nodes": 4,
     "gnnsec.explain": 5,
     "gnnsec.attacks": 6,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from gnnsec.config import TrainConfig
@@ -53,3 +55,44 @@ def test_per_class_accuracy() -> None:
     for c in (0, 1):
         assert res.per_class_acc[c] == float((preds[labels == c] == c).float().mean())
     assert res.acc == sum(res.per_class_acc[c] * int((labels == c).sum()) for c in (0, 1)) / 80
+
+
+def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
+    """The fast loader and multi-tensor Adam change nothing: same weights as PyG's DataLoader + per-tensor Adam."""
+    from torch_geometric.loader import DataLoader
+
+    from gnnsec.train import cross_entropy_loss, seed_everything, train_epoch
+
+    graphs = _dataset()
+    cfg = TrainConfig(epochs=3, lr=0.01, batch_size=16, seed=5, step_size=2, device="cpu")
+    torch.manual_seed(1)
+    model = build_graph_model("GIN", 2, 2, hidden=16, num_layers=2)
+    ref = copy.deepcopy(model)
+    fit(model, graphs, cfg)
+    gen = seed_everything(cfg.seed)
+    loader = DataLoader(graphs, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr, foreach=False)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    for _ in range(3):
+        train_epoch(ref, loader, opt, torch.device("cpu"), cross_entropy_loss)
+        sched.step()
+    for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_denormals_flushed_only_while_training_dense_graphs() -> None:
+    from gnnsec.train import flush_denormals, is_dense
+
+    tiny = torch.tensor([1e-40])  # subnormal in float32
+    assert not is_dense(_dataset())  # path graphs: ~2 edges per node
+    n = 12
+    full = torch.combinations(torch.arange(n)).t()
+    dense = [path_graph(n, y=0, dim=2)]
+    dense[0].edge_index = torch.cat([full, full.flip(0)], 1)  # 22 edges per node
+    assert is_dense(dense)
+    with flush_denormals(True):
+        assert float((tiny * 1.0)[0]) == 0.0
+    assert float((tiny * 1.0)[0]) > 0.0  # default mode restored
+    model = build_graph_model("GIN", 2, 2, hidden=8, num_layers=1)
+    fit(model, dense * 4, TrainConfig(epochs=1, batch_size=2, device="cpu"))
+    assert float((tiny * 1.0)[0]) > 0.0

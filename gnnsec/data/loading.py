@@ -16,6 +16,7 @@ from torch_geometric.data import Dataset as PygDataset
 from gnnsec.config import DataConfig
 from gnnsec.data.features import Featurizer
 from gnnsec.data.mirror import dataset_lock, mirror_has, seed_raw, unavailable
+from gnnsec.data.packed import load_pack, pack_lock, pack_path, save_pack
 from gnnsec.data.registry import DATASETS, DatasetSpec
 from gnnsec.data.splits import GraphSplit, split_graphs
 from gnnsec.errors import ConfigError, DataUnavailableError
@@ -118,6 +119,37 @@ def load_graph_dataset(cfg: DataConfig) -> GraphDataset:
         )
     if cfg.feature_mode == "native" and not spec.native_features:
         raise ConfigError("data.feature_mode", "native", f"degree ({spec.name} has no native node features)")
+    root = cfg.root_path
+    if cfg.mirror_path is not None and mirror_has(spec, cfg.mirror_path):
+        with dataset_lock(root, spec):
+            seed_raw(spec, cfg.mirror_path, root)
+    path = pack_path(spec, root, cfg.feature_mode, cfg.degree_cap)
+    packed = load_pack(path, cfg.feature_mode) if path is not None else None
+    if packed is None and path is not None:
+        with pack_lock(path):  # one builder per key; the others wait and read its file
+            packed = load_pack(path, cfg.feature_mode)
+            if packed is None:
+                packed = _featurize(cfg, spec)
+                save_pack(path, *packed)
+    elif packed is None:  # no raw files yet: PyG downloads them, then the pack is written
+        packed = _featurize(cfg, spec)
+        path = pack_path(spec, root, cfg.feature_mode, cfg.degree_cap)
+        if path is not None:
+            with pack_lock(path):
+                save_pack(path, *packed)
+    graphs, featurizer, num_classes = packed
+    log.info(
+        "loaded %s: %d graphs, %d features (%s)",
+        spec.name,
+        len(graphs),
+        featurizer.num_features,
+        cfg.feature_mode,
+    )
+    return GraphDataset(spec, graphs, num_classes, featurizer)
+
+
+def _featurize(cfg: DataConfig, spec: DatasetSpec) -> tuple[list[Data], Featurizer, int]:
+    """Graphs from PyG, filtered and relabelled, with their node features (cached by the caller)."""
     pyg = load_pyg(spec, cfg.mirror_path, cfg.root_path)
     native_dim, cols = (0, slice(0, 0))
     if cfg.feature_mode == "native":
@@ -141,14 +173,7 @@ def load_graph_dataset(cfg: DataConfig) -> GraphDataset:
     for g in graphs:
         g.x = featurizer.features(g.edge_index, g.num_nodes, getattr(g, "x_native", None))
     num_classes = spec.num_classes or int(max(int(g.y) for g in graphs)) + 1
-    log.info(
-        "loaded %s: %d graphs, %d features (%s)",
-        spec.name,
-        len(graphs),
-        featurizer.num_features,
-        cfg.feature_mode,
-    )
-    return GraphDataset(spec, graphs, num_classes, featurizer)
+    return graphs, featurizer, num_classes
 
 
 def load_node_dataset(cfg: DataConfig) -> Data:
