@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from sweeps import grids
 from sweeps.spec import Plan, TrialSpec, schedule
@@ -35,9 +36,20 @@ def trial_seconds(t: TrialSpec, new_clean: bool, new_backdoor: bool) -> float:
                 + 2 * int(params.get("unlearn_epochs", 30))
             )
             seconds += 4 * _fit_seconds(ds, holding, rounds)
+        elif (kind := _training_time(defense["name"])) is not None:  # trains its own model on the train set
+            full = {**kind.param_defaults, **params}
+            seconds += _fit_seconds(ds, ratio, kind.training_epochs(full, epochs))
         else:
             seconds += _fit_seconds(ds, holding, int(params.get("epochs", 30)))
     return seconds
+
+
+def _training_time(name: str) -> Any:
+    """The registered training-time defense class ``name`` (None for post-training or unknown names)."""
+    from gnnsec.defenses import DEFENSES, TrainingDefense
+
+    cls = DEFENSES.get(name) if name in DEFENSES else None
+    return cls if isinstance(cls, type) and issubclass(cls, TrainingDefense) else None
 
 
 def estimate(plan: Plan) -> dict[str, float]:
