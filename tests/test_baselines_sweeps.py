@@ -85,3 +85,13 @@ def with_params(spec: TrialSpec, params: dict[str, object]) -> TrialSpec:
     out = copy.deepcopy(spec)
     out.config["defense"].setdefault("params", {}).update(params)
     return out
+
+
+def test_baselines_fig12_preset_runs_prune_and_smoothing_over_trigger_sizes() -> None:
+    plan = make_plan(build_parser().parse_args(["--preset", "baselines_fig12"]))
+    cells = {(t.config["attack"]["trigger_size"], t.config["defense"]["name"]) for t in plan.trials}
+    sizes = {size for size, _ in cells}
+    assert len(sizes) >= 3
+    assert {(s, d) for s in sizes for d in ("prune", "smoothing")} <= cells
+    assert {t.config["data"]["dataset"] for t in plan.trials} == {"AIDS"}
+    assert not plan.dropped and not plan.skipped
