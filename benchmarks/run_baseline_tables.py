@@ -143,6 +143,7 @@ def summary(paths: list[str], reference: str) -> pd.DataFrame:
         n_test=("n_test", "first"),
         n_asr=("backdoor_asr_n", "first"),
         none_asr=("backdoor_asr", "mean"),
+        n_poisoned=("n_poisoned", "mean"),
         **{k: (v, "mean") for k, v in DIAGNOSTICS.items()},
     ).reset_index()
     for col in ("asr", "asr_std", "acc", "acc_std", "none_asr"):
@@ -182,7 +183,8 @@ def _measured(r: Any) -> str:
         auroc = "" if np.isnan(r.det_auroc) else f", score AUROC {r.det_auroc:.2f}"
         out.append(
             f"{what} {r.flagged:.0f} graphs: precision {prec} (base rate {_pct(r.base_rate)}), "
-            f"recall {_pct(r.det_recall)}{auroc}"
+            f"recall {_pct(r.det_recall)}{auroc}; ~{(1 - r.det_recall) * r.n_poisoned:.0f} of "
+            f"{r.n_poisoned:.0f} poisoned graphs left in training"
         )
     if r.defense == "prune" and not np.isnan(r.train_edges_pruned):
         part = f"pruned {_pct(r.train_edges_pruned)} of training edges"
