@@ -94,15 +94,20 @@ def load_rows(paths: list[str]) -> pd.DataFrame:
 def _with_none(df: pd.DataFrame) -> pd.DataFrame:
     """The rows plus a ``none`` defense per (dataset, attack, seed): the backdoored model itself."""
     before = df.groupby(["dataset", "attack", "seed"]).first().reset_index()
-    before = before.assign(defense="none", defended_asr=before.backdoor_asr, defended_acc=before.backdoor_acc)
+    before = before.assign(
+        defense="none",
+        defended_asr=before.backdoor_asr,
+        defended_acc=before.backdoor_acc,
+        defended_acc_class0=before.backdoor_acc_class0,
+        defended_acc_class1=before.backdoor_acc_class1,
+    )
     before = before.drop(
-        columns=[
-            c
-            for c in before
-            if c.startswith(("defense_", "defended_")) and c not in ("defended_asr", "defended_acc")
-        ]
+        columns=[c for c in before if c.startswith(("defense_", "defended_")) and c not in KEEP_NONE]
     )
     return pd.concat([before, df], ignore_index=True)
+
+
+KEEP_NONE = ("defended_asr", "defended_acc", "defended_acc_class0", "defended_acc_class1")
 
 
 def _std(s: pd.Series) -> float:
@@ -122,6 +127,8 @@ DIAGNOSTICS = {  # measured per-defense diagnostics averaged into the summary (c
     "abstain_rate": "defended_abstain_rate",
     "gc_returned_input": "defense_returned_input",
     "seconds": "defense_seconds",
+    "acc_class0": "defended_acc_class0",
+    "acc_class1": "defended_acc_class1",  # the target label is 1 on every dataset (GCleaner Table 2)
 }
 
 
@@ -163,7 +170,9 @@ def summary(paths: list[str], reference: str) -> pd.DataFrame:
     ]
     agg["d_asr"] = (agg.asr - agg.paper_asr).round(2)
     agg["d_acc"] = (agg.acc - agg.paper_acc).round(2)
-    agg["flag"] = np.where((agg.d_asr.abs() > 10) | (agg.d_acc.abs() > 10), ">10", "")
+    far = (agg.d_asr.abs() > 10) | (agg.d_acc.abs() > 10)
+    collapsed = agg[["acc_class0", "acc_class1"]].min(axis=1) < 0.05
+    agg["flag"] = np.where(far, ">10", np.where(collapsed, "one-class", ""))
     agg["measured"] = [_measured(r) if r.flag else "" for r in agg.itertuples()]
     return agg
 
@@ -177,6 +186,13 @@ def _measured(r: Any) -> str:
     out = []
     if not np.isnan(r.paper_none_asr) and abs(r.none_asr - r.paper_none_asr) > 10:
         out.append(f"undefended ASR {r.none_asr:.1f} vs paper {r.paper_none_asr:.1f}")
+    if min(r.acc_class0, r.acc_class1) < 0.05:
+        which = 0 if r.acc_class0 < r.acc_class1 else 1
+        low = min(r.acc_class0, r.acc_class1)
+        part = f"(nearly) one-class model: test ACC on class {which} is {_pct(low)}"
+        if which == 1 and r.asr < 5:
+            part += ", so its ASR toward target 1 near 0 is not evidence of removing the backdoor"
+        out.append(part)
     if r.defense in ("ed", "xgbd", "abl") and not np.isnan(r.flagged):
         what = "isolated" if r.defense == "abl" else "flagged"
         prec = "n/a" if np.isnan(r.det_precision) else _pct(r.det_precision)
@@ -234,10 +250,13 @@ def text_tables(agg: pd.DataFrame) -> str:
             out.append("\n".join(lines))
     flagged = agg[agg.flag != ""]
     if not flagged.empty:
-        lines = ["Cells more than 10 points from the paper (ASR or ACC), with what was measured:"]
+        lines = [
+            "Cells more than 10 points from the paper (ASR or ACC; flag >10) or whose model predicts one class"
+            " (flag one-class), with what was measured:"
+        ]
         for r in flagged.itertuples():
             lines.append(
-                f"- {r.dataset} {PAPER_ATTACK[r.attack]} {r.defense} (seeds {r.seeds}): ASR {r.asr:.1f} vs "
+                f"- [{r.flag}] {r.dataset} {PAPER_ATTACK[r.attack]} {r.defense} (seeds {r.seeds}): ASR {r.asr:.1f} vs "
                 f"{r.paper_asr:.1f}, ACC {r.acc:.1f} vs {r.paper_acc:.1f}. {r.measured}"
             )
         out.append("\n".join(lines))
