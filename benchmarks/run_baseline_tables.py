@@ -288,6 +288,42 @@ def runtime_table(paths: list[str]) -> pd.DataFrame:
     return out.sort_values(["dataset", "defense"], key=lambda s: s.map(order) if s.name == "defense" else s)
 
 
+FIG12_METRICS = {
+    "none_asr": "backdoor_asr",
+    "asr": "defended_asr",
+    "acc": "defended_acc",
+    "train_edges_pruned": "defense_train_edges_pruned",
+    "clean_edges_pruned": "defended_edges_pruned",
+    "triggered_edges_pruned": "defended_triggered_edges_pruned",
+    "abstain_rate": "defended_abstain_rate",
+    "triggered_abstain_rate": "defended_triggered_abstain_rate",
+    "returned_input": "defense_returned_input",
+    "seconds": "defense_seconds",
+}
+
+
+def fig12_table(experiment: str) -> pd.DataFrame:
+    """Figure 12 cells of a tracked ``trigger_size`` sweep (MLflow ``gnnsec/<experiment>``) with each
+    defense's own diagnostics (edges pruned on clean vs triggered test graphs, vote ties)."""
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=[f"gnnsec/{experiment}"])
+    out = pd.DataFrame(
+        {
+            "dataset": runs["params.data.dataset"],
+            "attack": runs["params.attack.name"],
+            "trigger_size": runs["params.attack.trigger_size"].astype(float),
+            "defense": runs["params.defense.name"],
+            "seed": runs["params.seed"] if "params.seed" in runs else runs["params.train.seed"],
+            "n_asr": runs["metrics.backdoor_asr_n"],
+            **{k: runs.get(f"metrics.{v}", np.nan) for k, v in FIG12_METRICS.items()},
+        }
+    )
+    for col in ("none_asr", "asr", "acc"):
+        out[col] = (100 * out[col]).round(2)
+    return out.sort_values(["dataset", "attack", "defense", "trigger_size"]).reset_index(drop=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["AIDS"])
@@ -310,9 +346,21 @@ def main() -> None:
     p.add_argument(
         "--write", metavar="STEM", help="with --summary: write STEM.csv, STEM.txt, STEM_runtime.csv"
     )
+    p.add_argument(
+        "--fig12", metavar="SWEEP", help="print (and --write) the Figure 12 cells of a tracked sweep"
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("gnnsec").setLevel(logging.WARNING)
+    if args.fig12:
+        table = fig12_table(args.fig12)
+        text = table.to_string(index=False, float_format=lambda v: f"{v:.3g}")
+        print(text)
+        if args.write:
+            Path(args.write).with_suffix(".txt").write_text(
+                f"MLflow experiment gnnsec/{args.fig12}; percentages for asr/acc, fractions otherwise\n\n{text}\n"
+            )
+        return
     if args.summary is not None:
         paths = args.summary or [args.out]
         agg = summary(paths, args.reference)
