@@ -267,8 +267,16 @@ def runtime_table(paths: list[str]) -> pd.DataFrame:
     """Each defense's own run time next to GCleaner's on the same backdoored model (same dataset, attack,
     seed), and the victim's training time; mean over the cells that have both."""
     df = load_rows(paths)
-    gc = df[df.defense == "gcleaner"].set_index(["dataset", "attack", "seed"]).defense_seconds
-    df = df.assign(gcleaner_seconds=[gc.get(k, np.nan) for k in zip(df.dataset, df.attack, df.seed)])
+    gc_rows = df[df.defense == "gcleaner"].set_index(["dataset", "attack", "seed"])
+    gc = gc_rows.defense_seconds
+    # cells where GCleaner unlearned (did not return the model unchanged after its recovery step)
+    full = gc[gc_rows.get("defense_returned_input", pd.Series(0.0, index=gc_rows.index)).fillna(0.0) == 0]
+    keys = list(zip(df.dataset, df.attack, df.seed))
+    df = df.assign(
+        gcleaner_seconds=[gc.get(k, np.nan) for k in keys],
+        gcleaner_full_seconds=[full.get(k, np.nan) for k in keys],
+        seconds_where_full=[s if k in full.index else np.nan for s, k in zip(df.defense_seconds, keys)],
+    )
     if "backdoor_train_seconds" not in df:
         df["backdoor_train_seconds"] = np.nan
     out = (
@@ -279,11 +287,15 @@ def runtime_table(paths: list[str]) -> pd.DataFrame:
             seconds=("defense_seconds", "mean"),
             seconds_std=("defense_seconds", _std),
             gcleaner_seconds=("gcleaner_seconds", "mean"),
+            gcleaner_full_cells=("gcleaner_full_seconds", "count"),
+            gcleaner_full_seconds=("gcleaner_full_seconds", "mean"),
+            seconds_where_full=("seconds_where_full", "mean"),
             victim_train_seconds=("backdoor_train_seconds", "mean"),
         )
         .reset_index()
     )
     out["x_gcleaner"] = (out.seconds / out.gcleaner_seconds).round(2)
+    out["x_gcleaner_full"] = (out.seconds_where_full / out.gcleaner_full_seconds).round(2)
     order = {d: i for i, d in enumerate(DEFENSE_ORDER)}
     return out.sort_values(["dataset", "defense"], key=lambda s: s.map(order) if s.name == "defense" else s)
 
