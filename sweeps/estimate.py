@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+from typing import Any
 
 from gnnsec.artifact_keys import is_training_defense
 from sweeps import cost_model, grids
@@ -61,16 +62,35 @@ def trial_seconds(
                 + 2 * int(params.get("unlearn_epochs", 30))
             )
             seconds += cm.gcleaner_factor * _fit_seconds(ds, holding, rounds, model, cm)
+        elif (kind := _training_time(defense["name"])) is not None:  # trains in place of the victim
+            seconds += _fit_seconds(
+                ds, ratio, _training_work(kind, defense["name"], params, epochs, cm), model, cm
+            )
         elif defense["name"] in cm.defense_factor:  # calibrated (benchmarks/bench_cost_model.py)
             factor = cm.defense_factor[defense["name"]]
-            if is_training_defense(defense["name"]):  # trains in place of the victim
-                work = cm.defense_fixed.get(defense["name"], 0.0) + factor * epochs
-                seconds += _fit_seconds(ds, ratio, work, model, cm)
-            else:
-                seconds += factor * _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
+            seconds += factor * _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
         else:
             seconds += _fit_seconds(ds, holding, int(params.get("epochs", 30)), model, cm)
     return seconds
+
+
+def _training_time(name: str) -> Any:
+    """The registered training-time defense class ``name`` (None for post-training or unknown names)."""
+    from gnnsec.defenses import DEFENSES
+
+    return DEFENSES.get(name) if name in DEFENSES and is_training_defense(name) else None
+
+
+def _training_work(kind: Any, name: str, params: dict, epochs: int, cm: cost_model.CostModel) -> float:
+    """Epoch-equivalents a training-time defense trains. Its own ``training_epochs`` (helper models,
+    explanations, retraining at these settings); where the cost model measured the defense (at its
+    default settings), the calibrated ``fixed + factor * epochs``, scaled by how much these settings'
+    ``training_epochs`` differ from the defaults'."""
+    nominal = kind.training_epochs({**kind.param_defaults, **params}, epochs)
+    if name not in cm.defense_factor:
+        return nominal
+    default = kind.training_epochs(dict(kind.param_defaults), epochs) or 1.0
+    return (cm.defense_fixed.get(name, 0.0) + cm.defense_factor[name] * epochs) * nominal / default
 
 
 def estimate(plan: Plan, cm: cost_model.CostModel | None = None) -> dict[str, float]:

@@ -273,6 +273,20 @@ PRESETS: dict[str, Preset] = {
             },
         ),
         Preset(
+            "baselines_fig12",
+            "Figure 12 for the baselines on AIDS (one machine): Sub-BA at trigger sizes 10-50%, Prune and "
+            "Smoothing (the paper: both worsen with larger triggers) next to GCleaner and fine-tuning, one seed",
+            subsweeps=("trigger_size",),
+            datasets=("AIDS",),
+            seeds=(0,),
+            limits={
+                "trigger_size": {
+                    "attack.trigger_size": (0.1, 0.2, 0.3, 0.5),
+                    "defense.name": ("prune", "smoothing", "gcleaner", "finetune"),
+                }
+            },
+        ),
+        Preset(
             "paper",
             "everything in the GCleaner study (and unlearning verification), five seeds",
             seeds=(0, 1, 2, 3, 4),

@@ -20,6 +20,7 @@ can report how many were truly poisoned.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -83,6 +84,13 @@ class ABL(TrainingDefense):
         for key in ("isolation_epochs", "unlearn_epochs"):
             if key in params and int(params[key]) < 0:
                 raise ConfigError(f"defense.params.{key}", params[key], "a non-negative epoch count")
+
+    @classmethod
+    def training_epochs(cls, params: Mapping[str, Any], epochs: int) -> float:
+        """Isolation and clean-training epochs over (nearly) all graphs; unlearning only over D_b."""
+        t_iso = min(int(params["isolation_epochs"]), epochs)
+        t_ul = min(int(params["unlearn_epochs"]), epochs - t_iso)
+        return float(epochs - t_ul) + t_ul * float(params["isolation_ratio"])
 
     def train(self, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> TrainingOutcome:
         p = self.params

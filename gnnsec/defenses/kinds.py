@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +84,14 @@ class TrainingDefense(DefenseMethod, ABC):
     @abstractmethod
     def train(self, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> TrainingOutcome:
         """Train and return a model from ``graphs`` alone (no poison flags, target or trigger)."""
+
+    @classmethod
+    def training_epochs(cls, params: Mapping[str, Any], epochs: int) -> float:
+        """Rough cost of :meth:`train` in epochs over the whole training set, for ``--dry-run`` estimates
+        (``params``: the defense's settings with defaults filled; ``epochs``: the recipe's). Default: one
+        training run; a defense that trains helpers or explains every graph declares more."""
+        del params
+        return float(epochs)
 
     def deploy(self, model: nn.Module, recipe: TrainingRecipe, seed: int) -> nn.Module:
         """The model as served at inference (identity, or an :class:`InferenceWrapper`)."""

@@ -17,7 +17,7 @@ recomputed after pruning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -127,6 +127,11 @@ class Prune(TrainingDefense):
             total += keep.numel()
             out.extend(g.cpu() for g in split_edges(b, keep, featurizer))
         return out, removed / max(total, 1)
+
+    @classmethod
+    def training_epochs(cls, params: Mapping[str, Any], epochs: int) -> float:
+        """The pruned model's training, plus the reference model's unless native features are compared."""
+        return float(epochs) + (0.0 if params["similarity"] == "native" else int(params["reference_epochs"]))
 
     def train(self, graphs: list[Data], recipe: TrainingRecipe, seed: int) -> TrainingOutcome:
         source = similarity_source(str(self.params["similarity"]), recipe.featurizer)
