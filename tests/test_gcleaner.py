@@ -377,6 +377,37 @@ def test_when_no_epoch_passes_the_guard_the_input_model_comes_back(toy) -> None:
     out = GCleaner(DefenseConfig("gcleaner", params)).defend(model, DefenderData(graphs, 2, featurizer))
     assert out.metrics["unchanged_reason"] == 3.0 and _same(out.model, model)
     assert len(out.history) == 3 and all(row["guard_ok"] == 0.0 for row in out.history)
+    # it tried the default lr_retries = 2 smaller learning rates first, 3 epochs each
+    assert out.metrics["unlearn_attempts"] == 3.0 and out.metrics["epochs_run"] == 9.0
+    assert out.metrics["unlearn_lr"] == pytest.approx(0.1 * 0.3 * 0.3)
+
+
+def test_a_rejected_schedule_is_retried_from_the_input_model_at_a_smaller_lr(toy, monkeypatch) -> None:
+    """When the guard rejects every epoch, unlearning restarts from the input model at lr x lr_backoff and
+    stops retrying at the first accepted epoch."""
+    from gnnsec.defenses.gcleaner import defense as gdefense
+
+    graphs, featurizer = toy
+    model = _toy_model(featurizer)
+    calls: list[tuple[float, bool]] = []
+    real_unlearn, real_guard = gdefense.unlearn, gdefense._guard
+
+    def recording_unlearn(student, teacher, fit, triggered, p, seed, on_epoch=None):  # noqa: ANN001, ANN202
+        calls.append((p.lr, _same(student, model)))
+        return real_unlearn(student, teacher, fit, triggered, p, seed, on_epoch=on_epoch)
+
+    def strict_first_guard(sig, before, p):  # noqa: ANN001, ANN202
+        ok, why = real_guard(sig, before, p)
+        return (False, "test: reject the first attempt") if len(calls) < 2 else (ok or True, why)
+
+    monkeypatch.setattr(gdefense, "unlearn", recording_unlearn)
+    monkeypatch.setattr(gdefense, "_guard", strict_first_guard)
+    params = {**FAST, "require_detection": False, "unlearn_epochs": 2, "lr": 0.1, "lr_backoff": 0.5}
+    out = GCleaner(DefenseConfig("gcleaner", params)).defend(model, DefenderData(graphs, 2, featurizer))
+    assert [lr for lr, _ in calls] == pytest.approx([0.1, 0.05])  # retried once, then accepted
+    assert all(fresh for _, fresh in calls)  # every attempt starts from the input model
+    assert out.metrics["returned_input"] == 0.0 and out.metrics["unlearn_attempts"] == 2.0
+    assert not _same(out.model, model)
 
 
 def test_the_guard_never_accepts_a_model_predicting_one_class() -> None:

@@ -15,8 +15,11 @@ predictions spread over the classes.
    must fall by at least ``min_flip_drop``, the predicted class shares may not move by more than
    ``max_balance_shift``, and a model that predicts one class for every clean graph is never accepted).
    The last accepted epoch (``keep="last"``: the paper's full schedule, vetoed where it harms) or the
-   best one (``keep="best"``: validation accuracy − validation flip rate) is returned; when no epoch is
-   accepted, the input model is returned unchanged and the reason is logged.
+   best one (``keep="best"``: validation accuracy − validation flip rate) is returned. When no epoch is
+   accepted, unlearning starts again from the input model with the learning rate times ``lr_backoff``
+   (at most ``lr_retries`` times: a deep student, e.g. AIDS GIN-5 at the authors' settings, collapses to
+   one class at every epoch at 1e-2 and unlearns at 3e-3); if still none is accepted, the input model is
+   returned unchanged and the reason is logged. The guard's signals alone decide (defender-only).
 
 Clean-set sizes: with fewer than ``MIN_CLEAN`` (4) graphs the defense does nothing (the input model is
 returned, logged at WARNING): recovery needs graph pairs and the guard needs something to measure on. A
@@ -31,6 +34,7 @@ real trigger, can measure Recovery-ASR and real-vs-recovered similarity (Table 4
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -187,12 +191,25 @@ class GCleaner(Defense):
                 log.debug("unlearning epoch %d rejected: %s", epoch, why)
             hook_row = {**row, **out, **{f"{key}_before": v for key, v in before.items()}}
             if self.on_epoch is not None and self.on_epoch(epoch, hook_row) is True:
+                best["stopped"] = True  # told to stop (e.g. by ASHA): no retry either
                 raise EarlyStop(out)
             return out
 
-        history = unlearn(student, teacher, fit_graphs, fit_triggered, p, seed, on_epoch=on_epoch)
+        history: list[dict[str, float]] = []  # the last attempt's epochs
+        lr, epochs_run = p.lr, 0
+        for attempt in range(p.lr_retries + 1):
+            if attempt:  # every epoch was rejected: start again from the input model, smaller steps
+                lr *= p.lr_backoff
+                log.info("gcleaner: no epoch passed the guard; unlearning again at lr %.2g", lr)
+                student = copy.deepcopy(model)
+            step = dataclasses.replace(p, lr=lr)
+            history = unlearn(student, teacher, fit_graphs, fit_triggered, step, seed, on_epoch=on_epoch)
+            epochs_run += len(history)
+            if best["state"] is not None or best.get("stopped"):
+                break
+        metrics.update({"unlearn_lr": lr, "unlearn_attempts": float(attempt + 1)})
         metrics["unlearn_seconds"] = time.perf_counter() - t1
-        metrics["epochs_run"] = float(len(history))
+        metrics["epochs_run"] = float(epochs_run)
         if best["state"] is None:
             last = history[-1] if history else {}
             why = _guard({key: last.get(key, float("nan")) for key in before}, before, p)[1]

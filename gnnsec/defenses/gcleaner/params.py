@@ -61,6 +61,10 @@ class GCleanerParams:
     min_flip_drop: float = 0.3  # ... must lower the validation flip rate by at least this
     max_balance_shift: float = 0.2  # ... and may move the predicted class shares at most this (TV distance)
     keep: str = "last"  # which accepted epoch is returned: the last one, or the best by val_acc - val_flip
+    # when the guard rejects every epoch, unlearn again from the input model at lr x lr_backoff, at most
+    # lr_retries times (deep students diverge at 1e-2: AIDS GIN-5 collapsed to one class every epoch)
+    lr_retries: int = 2
+    lr_backoff: float = 0.3
     # label the clean graphs with the backdoored model's own predictions: for auxiliary clean data from
     # another dataset (Table 5), whose labels do not mean the model's classes
     pseudo_labels: bool = False
@@ -111,8 +115,10 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (1, None),
     "teacher_epochs": (0, None),
     "val_fraction": (0.0, 0.9),
+    "lr_retries": (0, None),
+    "lr_backoff": (0.0, 1.0),
 }
-_POSITIVE = ("recovery_lr", "lr", "teacher_lr")
+_POSITIVE = ("recovery_lr", "lr", "teacher_lr", "lr_backoff")
 
 
 def _field(key: str) -> str:
