@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -157,6 +158,7 @@ def test_corrupt_processed_file_is_reported_and_rebuilt(mirror, tmp_path, caplog
     processed = tmp_path / "root" / "TUDataset" / "MUTAG" / "processed"
     data_pt = processed / "data.pt"
     data_pt.write_bytes(data_pt.read_bytes()[:100])
+    shutil.rmtree(processed.parent / "featurized")  # the featurized pack would spare PyG's processed file
     with caplog.at_level("WARNING", logger="gnnsec.data.loading"):
         assert len(load_graph_dataset(cfg).graphs) == 188
     assert any("corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
