@@ -160,21 +160,23 @@ def fit(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def predict_logits(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
+    """The model's logits of each graph ([len(graphs), C], on CPU, in the order given), in eval mode."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = [
+        model(b.x, b.edge_index, b.batch, getattr(b, "edge_weight", None)).cpu()
+        for b in (b.to(device) for b in make_loader(graphs, batch_size, device=device))
+    ]
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
 def predict(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
     """Predicted class of each graph, on CPU, in the order given."""
     if len(graphs) == 0:
         return torch.empty(0, dtype=torch.long)
-    device = next(model.parameters()).device
-    model.eval()
-    preds = []
-    for batch in make_loader(graphs, batch_size, device=device):
-        batch = batch.to(device)
-        preds.append(
-            model(batch.x, batch.edge_index, batch.batch, getattr(batch, "edge_weight", None))
-            .argmax(-1)
-            .cpu()
-        )
-    return torch.cat(preds)
+    return predict_logits(model, graphs, batch_size).argmax(-1)
 
 
 def evaluate(model: nn.Module, graphs: Sequence[Data], num_classes: int | None = None) -> EvalResult:

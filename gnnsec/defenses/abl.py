@@ -31,7 +31,7 @@ from torch_geometric.data import Batch, Data
 from gnnsec.defenses.kinds import TrainingDefense, TrainingOutcome, TrainingRecipe
 from gnnsec.defenses.registry import DEFENSES
 from gnnsec.errors import ConfigError
-from gnnsec.train import cross_entropy_loss, fit, make_loader, select_device
+from gnnsec.train import cross_entropy_loss, fit, predict_logits, select_device
 
 
 def lga_loss(gamma: float) -> Any:
@@ -49,17 +49,10 @@ def ascent_loss(model: nn.Module, batch: Batch) -> Tensor:
     return -cross_entropy_loss(model, batch)
 
 
-@torch.no_grad()
 def per_graph_loss(model: nn.Module, graphs: list[Data], batch_size: int = 256) -> Tensor:
-    device = next(model.parameters()).device
-    model.eval()
-    out = []
-    for b in make_loader(graphs, batch_size):
-        b = b.to(device)
-        out.append(
-            nn.functional.cross_entropy(model(b.x, b.edge_index, b.batch), b.y, reduction="none").cpu()
-        )
-    return torch.cat(out)
+    """Cross-entropy of each graph w.r.t. its label (on CPU, in the order given)."""
+    labels = torch.cat([g.y.view(-1) for g in graphs])
+    return nn.functional.cross_entropy(predict_logits(model, graphs, batch_size), labels, reduction="none")
 
 
 @DEFENSES.register("abl")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gnnsec.train import make_loader, predict
+from gnnsec.train import predict, predict_logits
 
 
 @dataclass
@@ -78,16 +78,9 @@ def prediction_signals(model: nn.Module, graphs: Sequence[Data], num_classes: in
     }
 
 
-@torch.no_grad()
 def class_probs(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
     """Softmax class probabilities of ``graphs`` ([len(graphs), C], on CPU, in the order given)."""
-    device = next(model.parameters()).device
-    model.eval()
-    out = []
-    for b in make_loader(graphs, batch_size):
-        b = b.to(device)
-        out.append(model(b.x, b.edge_index, b.batch, getattr(b, "edge_weight", None)).softmax(-1).cpu())
-    return torch.cat(out)
+    return predict_logits(model, graphs, batch_size).softmax(-1)
 
 
 def true_class_prob(model: nn.Module, graphs: Sequence[Data]) -> float:
