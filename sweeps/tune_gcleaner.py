@@ -68,6 +68,9 @@ def _base_config(spec: dict[str, Any], tuned: dict[str, Any], cell: list[Any] | 
         flat = {**spec["flat"], "data.dataset": dataset, "attack.name": attack, "seed": seed}
     flat.update({k: v for k, v in tuned.items() if "." in k})
     if spec["target"] == "gcleaner":
+        # a trial evaluates the learning rate it sampled, in the epoch budget ASHA counts: no fallback to
+        # smaller ones (GCleaner's lr_retries restarts unlearning, which would outrun --max-epochs)
+        flat["defense.params.lr_retries"] = 0
         for key, value in tuned.items():
             if "." not in key:
                 flat[f"defense.params.{key}"] = value
