@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,6 +168,19 @@ def test_heatmap_loss_trains_the_student(toy, model_name: str) -> None:
 SEEDS = (0, 1, 2)
 
 
+def _aids_small_config(tmp: Path, attack: str, seed: int) -> TrialConfig:
+    """AIDS, a small GIN (hidden 32, 20 epochs), ``attack``, GCleaner with its defaults; one seed everywhere."""
+    return TrialConfig.from_dict(
+        {
+            "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
+            "model": {"name": "GIN", "hidden": 32},
+            "train": {"epochs": 20, "step_size": 20, "seed": seed},
+            "attack": {"name": attack, "seed": seed},
+            "defense": {"name": "gcleaner", "seed": seed},  # the defaults
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def aids_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # noqa: ANN001
     """GCleaner (defaults) against Sub-BA on AIDS for three seeds, and each seed's never-poisoned model given
@@ -182,15 +196,7 @@ def aids_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  
     cache = ArtifactCache(tmp / "artifacts")
     runs = []
     for seed in SEEDS:
-        cfg = TrialConfig.from_dict(
-            {
-                "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
-                "model": {"name": "GIN", "hidden": 32},
-                "train": {"epochs": 20, "step_size": 20, "seed": seed},
-                "attack": {"name": "sub_ba", "seed": seed},
-                "defense": {"name": "gcleaner", "seed": seed},  # the defaults
-            }
-        )
+        cfg = _aids_small_config(tmp, "sub_ba", seed)
         m = dict(run_trial(cfg, cache).metrics)
         ds = load_graph_dataset(cfg.data)
         split = ds.split(cfg.data)
@@ -260,16 +266,7 @@ def aids_gta_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict
     cache = ArtifactCache(tmp / "artifacts")
     runs = []
     for seed in SEEDS:
-        cfg = TrialConfig.from_dict(
-            {
-                "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
-                "model": {"name": "GIN", "hidden": 32},
-                "train": {"epochs": 20, "step_size": 20, "seed": seed},
-                "attack": {"name": "gta", "seed": seed},
-                "defense": {"name": "gcleaner", "seed": seed},
-            }
-        )
-        runs.append(dict(run_trial(cfg, cache).metrics))
+        runs.append(dict(run_trial(_aids_small_config(tmp, "gta", seed), cache).metrics))
     return runs
 
 
