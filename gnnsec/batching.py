@@ -58,6 +58,7 @@ class CollatedGraphs:
     def __init__(self, graphs: Sequence[Data], device: torch.device | str | None = None) -> None:
         self.graphs = list(graphs)
         self.num_graphs = len(self.graphs)
+        self.target = torch.device(device) if device is not None else None  # where batches are delivered
         self.vectorised = self.num_graphs > 0
         if not self.vectorised:
             return
@@ -111,7 +112,8 @@ class CollatedGraphs:
         then each mini-batch is a set of views and a few offset subtractions."""
         if not self.vectorised:
             for idx in index_batches:
-                yield Batch.from_data_list([self.graphs[int(i)] for i in idx])
+                b = Batch.from_data_list([self.graphs[int(i)] for i in idx])
+                yield b if self.target is None else b.to(self.target)  # on ``device``, as the fast path
             return
         sizes = [int(i.numel()) for i in index_batches]
         idx = torch.cat(list(index_batches)).to(self.device)

@@ -160,14 +160,13 @@ def fit(
 
 
 @torch.no_grad()
-@torch.no_grad()
 def predict_logits(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
     """The model's logits of each graph ([len(graphs), C], on CPU, in the order given), in eval mode."""
     device = next(model.parameters()).device
     model.eval()
-    out = [
+    out = [  # the loader already puts each batch on ``device``
         model(b.x, b.edge_index, b.batch, getattr(b, "edge_weight", None)).cpu()
-        for b in (b.to(device) for b in make_loader(graphs, batch_size, device=device))
+        for b in make_loader(graphs, batch_size, device=device)
     ]
     return torch.cat(out) if out else torch.empty(0, 0)
 
