@@ -47,19 +47,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gnnsec-bench-") as tmp:
         cache = ArtifactCache(Path(tmp) / "artifacts")
         for name in args.defenses:
-            flat = {
-                "data.dataset": args.dataset,
-                "data.split_seed": args.seed,
-                "model.name": args.model,
-                "train.seed": args.seed,
-                "attack.name": args.attack,
-                "attack.seed": args.seed,
-                "defense.name": name,
-                "defense.seed": args.seed,
-            }
-            if args.epochs:
-                flat["train.epochs"] = args.epochs
-            cfg = TrialConfig().with_overrides(flat)
+            cfg = TrialConfig.seeded_cell(
+                args.dataset,
+                args.attack,
+                args.seed,
+                model=args.model,
+                defense=name,
+                train__epochs=args.epochs,
+            )
             cpu0, t0 = time.process_time(), time.perf_counter()
             m = run_trial(cfg, cache).metrics
             rows[name] = {

@@ -41,19 +41,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    flat = {
-        "data.dataset": args.dataset,
-        "data.split_seed": args.seed,
-        "model.name": args.model,
-        "train.seed": args.seed,
-        "attack.name": args.attack,
-        "attack.seed": args.seed,
-        "defense.name": "gcleaner",
-        "defense.seed": args.seed,
-    }
-    if args.epochs:
-        flat["train.epochs"] = args.epochs
-    cfg = TrialConfig().with_overrides(flat)
+    cfg = TrialConfig.seeded_cell(
+        args.dataset, args.attack, args.seed, model=args.model, defense="gcleaner", train__epochs=args.epochs
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gnnsec-bench-") as tmp:
         m = run_trial(cfg, ArtifactCache(Path(tmp) / "artifacts")).metrics

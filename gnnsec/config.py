@@ -360,6 +360,32 @@ class TrialConfig:
             raw[section][key] = value
         return TrialConfig.from_dict(raw)
 
+    @classmethod
+    def seeded_cell(
+        cls,
+        dataset: str,
+        attack: str,
+        seed: int,
+        *,
+        model: str = "GIN",
+        defense: str | None = None,
+        **overrides: Any,
+    ) -> TrialConfig:
+        """One cell of a results table: every seed (split, training, attack, defense) set to ``seed``;
+        ``overrides`` are further dotted settings with dots written as ``__`` (``train__epochs=5``)."""
+        flat: dict[str, Any] = {
+            "data.dataset": dataset,
+            "data.split_seed": seed,
+            "model.name": model,
+            "train.seed": seed,
+            "attack.name": attack,
+            "attack.seed": seed,
+        }
+        if defense is not None:
+            flat.update({"defense.name": defense, "defense.seed": seed})
+        flat.update({k.replace("__", "."): v for k, v in overrides.items() if v is not None})
+        return cls().with_overrides(flat)
+
 
 def _build(klass: type, section: str, value: dict[str, Any]) -> Any:
     if not isinstance(value, dict):

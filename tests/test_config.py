@@ -66,6 +66,21 @@ def test_overrides_are_validated() -> None:
         cfg.with_overrides({"train.epochs": 0})
 
 
+def test_a_seeded_cell_sets_every_seed_and_validates_its_overrides() -> None:
+    cfg = TrialConfig.seeded_cell("MUTAG", "gta", 3, defense="gcleaner", train__epochs=4, train__lr=None)
+    seeds = (cfg.data.split_seed, cfg.train.seed, cfg.attack.seed, cfg.defense.seed)
+    assert seeds == (3, 3, 3, 3)
+    assert (cfg.data.dataset, cfg.attack.name, cfg.defense.name, cfg.train.epochs) == (
+        "MUTAG",
+        "gta",
+        "gcleaner",
+        4,
+    )
+    assert cfg.train.lr == TrialConfig().train.lr  # None means "the default"
+    with pytest.raises(ConfigError, match="attack.name"):
+        TrialConfig.seeded_cell("MUTAG", "no_such_attack", 0)
+
+
 def test_missing_data_fails_before_training(tmp_path, monkeypatch) -> None:
     """A mirror without the dataset: a clear error naming the dataset and the folder, no training."""
     from gnnsec.data import load_graph_dataset
