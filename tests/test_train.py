@@ -57,8 +57,12 @@ def test_per_class_accuracy() -> None:
     assert res.acc == sum(res.per_class_acc[c] * int((labels == c).sum()) for c in (0, 1)) / 80
 
 
-def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
-    """The fast loader and multi-tensor Adam change nothing: same weights as PyG's DataLoader + per-tensor Adam."""
+def test_fit_is_the_loop_over_pygs_dataloader_up_to_rounding() -> None:
+    """The fast loader and the flat fused Adam are the same training as PyG's DataLoader + per-tensor Adam:
+    the same mini-batches and updates, only rounded differently. Weights agree to ~1e-6 except the bias of
+    the linear map in front of each BatchNorm, which BatchNorm cancels (its gradient is rounding noise that
+    Adam normalises into steps of size ~lr, in both loops): the functions computed agree (batch statistics,
+    where that bias cancels exactly), and so do the predictions."""
     from torch_geometric.loader import DataLoader
 
     from gnnsec.train import cross_entropy_loss, seed_everything, train_epoch
@@ -76,8 +80,38 @@ def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
     for _ in range(3):
         train_epoch(ref, loader, opt, torch.device("cpu"), cross_entropy_loss)
         sched.step()
+    cancelled = {f"convs.{i}.nn.0.bias" for i in range(2)} | {
+        f"convs.{i}.nn.1.running_mean" for i in range(2)
+    }
     for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+        if name not in cancelled:
+            assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5), name
+    full = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    model.train(), ref.train()  # batch statistics: the pre-BatchNorm bias cancels
+    with torch.no_grad():
+        out_a = model(full.x, full.edge_index, full.batch)
+        out_b = ref(full.x, full.edge_index, full.batch)
+    assert torch.allclose(out_a, out_b, atol=1e-4)
+    assert predict(model, graphs).tolist() == predict(ref, graphs).tolist()
+
+
+def test_flat_parameters_are_restored_after_fit() -> None:
+    """While ``fit`` runs the weights are views of one flat tensor; afterwards each has its own storage
+    again, holds the trained values and still belongs to the model."""
+    from gnnsec.train import flat_parameters
+
+    model = build_graph_model("GIN", 2, 2, hidden=8, num_layers=1)
+    params = list(model.parameters())
+    with flat_parameters(model) as flat:
+        assert len(flat) == 1 and flat[0].numel() == sum(p.numel() for p in params)
+        flat[0].data.add_(1.0)  # an update of the flat tensor is an update of every weight
+        storages = {p.untyped_storage().data_ptr() for p in params}
+        assert storages == {flat[0].untyped_storage().data_ptr()}
+    after = list(model.parameters())
+    assert all(p is q for p, q in zip(params, after, strict=True))
+    assert len({p.untyped_storage().data_ptr() for p in after}) == len(after)
+    fit(model, _dataset(), TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
 
 
 def test_denormals_flushed_only_while_training_dense_graphs() -> None:
