@@ -353,6 +353,64 @@ def profile_epoch(ds: Any, train: list, cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
+def step_floor(ds: Any, train: list, cfg: TrainConfig, reps: int = 7, inner: int = 100) -> dict[str, Any]:
+    """What a training step costs at least with the current loop (CPU ms, min over ``reps`` blocks): a
+    whole step (zero_grad, forward, backward, Adam) on a one-graph batch, which is the fixed per-step
+    cost of the framework (Python, dispatch, autograd, optimiser) whatever the graph size; the same step on a
+    typical batch of ``cfg.batch_size`` graphs; and the dense matrix products alone that the typical batch
+    needs (each linear layer's forward, input-gradient and weight-gradient GEMM, at its shapes)."""
+    from gnnsec.batching import CollatedGraphs
+
+    torch.manual_seed(0)
+    model = build_graph_model("GIN", ds.num_features, ds.num_classes)
+    graphs = CollatedGraphs(train)
+    one, typical = graphs.batch(torch.arange(1)), graphs.batch(torch.arange(cfg.batch_size))
+
+    def best(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(reps):
+            c = time.process_time()
+            for _ in range(inner):
+                fn()
+            times.append((time.process_time() - c) / inner * 1000.0)
+        return min(times)
+
+    out: dict[str, Any] = {"one_graph_nodes": one.num_nodes, "typical_batch_nodes": typical.num_nodes}
+    with flat_parameters(model) as params:
+        opt = make_optimizer(params, cfg)
+        model.train()
+
+        def step(batch: Any) -> None:
+            opt.zero_grad()
+            loss = cross_entropy_loss(model, batch)
+            loss.backward()
+            opt.step()
+            float(loss.detach())
+
+        out["step_one_graph_ms"] = best(lambda: step(one))
+        out["step_typical_batch_ms"] = best(lambda: step(typical))
+    linears = [(m, typical.num_nodes) for conv in model.convs for m in conv.modules()]  # per node
+    linears += [(m, cfg.batch_size) for m in model.head]  # per graph
+    mats = [
+        (
+            torch.randn(rows, m.in_features),
+            torch.randn(m.out_features, m.in_features),
+            torch.randn(rows, m.out_features),
+        )
+        for m, rows in linears
+        if isinstance(m, torch.nn.Linear)
+    ]
+
+    def gemms() -> None:
+        for x, w, g in mats:
+            torch.mm(x, w.t()), torch.mm(g, w), torch.mm(g.t(), x)
+
+    out["gemm_only_typical_batch_ms"] = best(gemms)
+    log.info("%s step floor: %s", ds.name, out)
+    return out
+
+
 def attack_asr(dataset: str, seeds: list[int], attack: str = "sub_ba") -> dict[str, Any]:
     """The backdoored model's raw ASR and clean accuracy (``run_trial``, default settings, no defense) with
     the previous and the current training loop, per seed, each in a fresh artifact cache."""
@@ -474,6 +532,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         out["vmap"] = time_vmap(ds, train, cfg, args.vmap)
     if args.profile:
         out["profile"] = profile_epoch(ds, train, cfg)
+        out["step_floor"] = step_floor(ds, train, cfg)
     if args.compile or args.vmap or args.profile:
         return out
     out["timing"] = time_epochs(ds, train, cfg, reps)
@@ -518,7 +577,7 @@ def main() -> None:
         _write(args, results)
     for r in results:
         if "timing" not in r:
-            keys = ("dataset", "torch_compile", "vmap", "profile")
+            keys = ("dataset", "torch_compile", "vmap", "profile", "step_floor")
             print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
             continue
         t = r["timing"]
