@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +40,8 @@ from torch import Tensor
 from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
-from gnnsec.cache import atomic_write_text
-from gnnsec.config import DataConfig, TrainConfig
+from gnnsec.cache import ArtifactCache, atomic_write_text
+from gnnsec.config import DEFAULT_EPOCHS, DataConfig, TrainConfig, TrialConfig
 from gnnsec.data.loading import load_graph_dataset
 from gnnsec.models import build_graph_model
 from gnnsec.models.layers import WeightedGINConv, WeightedSAGEConv
@@ -48,6 +49,7 @@ from gnnsec.train import (
     cross_entropy_loss,
     evaluate,
     fit,
+    flat_parameters,
     flush_denormals,
     is_dense,
     make_loader,
@@ -98,17 +100,49 @@ def old_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def old_fit(model: torch.nn.Module, graphs: list, cfg: TrainConfig) -> None:
-    """``gnnsec.train.fit`` as it was: PyG DataLoader, per-tensor Adam, previous layers."""
+def old_fit(
+    model: torch.nn.Module,
+    graphs: list,
+    cfg: TrainConfig,
+    loss_fn: Any = cross_entropy_loss,
+    eval_graphs: Any = None,
+    on_epoch: Any = None,
+    progress: bool = False,
+    desc: str = "",
+) -> list[dict[str, float]]:
+    """``gnnsec.train.fit`` as it was: PyG DataLoader, per-tensor Adam, previous layers (same signature, so
+    it can stand in for the library's ``fit`` in a whole trial: see :func:`attack_asr`)."""
     device = torch.device("cpu")
     gen = seed_everything(cfg.seed)
+    model.to(device)
     loader = old_loader(graphs, cfg, gen)
     opt = old_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    history = []
     with previous_layers():
-        for _ in range(int(cfg.epochs or 1)):
-            train_epoch(model, loader, opt, device, cross_entropy_loss)
+        for epoch in range(int(cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS)):
+            row = {"epoch": float(epoch), "loss": train_epoch(model, loader, opt, device, loss_fn)}
             sched.step()
+            if eval_graphs is not None:
+                row["acc"] = evaluate(model, eval_graphs).acc
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+    return history
+
+
+@contextlib.contextmanager
+def old_training() -> Iterator[None]:
+    """Every model a trial trains (clean, backdoored) trained by :func:`old_fit`."""
+    import gnnsec.attacks.base as attack_base
+    import gnnsec.pipeline as pipeline
+
+    saved = attack_base.fit, pipeline.fit
+    attack_base.fit = pipeline.fit = old_fit  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        attack_base.fit, pipeline.fit = saved  # type: ignore[assignment]
 
 
 # ---- measurements --------------------------------------------------------------------------------------
@@ -123,7 +157,11 @@ def time_epochs(ds: Any, train: list, cfg: TrainConfig, reps: int) -> dict[str, 
     t0 = time.perf_counter()
     loader_new = make_loader(train, cfg.batch_size, shuffle=True, generator=seed_everything(0))
     setup_new = time.perf_counter() - t0
-    opt_old, opt_new = old_optimizer(m_old, cfg), make_optimizer(m_new, cfg)
+    stack = contextlib.ExitStack()  # the current loop's optimiser updates one flat parameter, as fit does
+    opt_old, opt_new = (
+        old_optimizer(m_old, cfg),
+        make_optimizer(stack.enter_context(flat_parameters(m_new)), cfg),
+    )
 
     def old() -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
@@ -150,6 +188,7 @@ def time_epochs(ds: Any, train: list, cfg: TrainConfig, reps: int) -> dict[str, 
             wall[name].append(w)
             cpu[name].append(c)
             log.info("%s: %s epoch %.3f s wall, %.3f s CPU", ds.name, name, w, c)
+    stack.close()
     med = {f"{k}_{name}": statistics.median(v[name]) for k, v in (("wall", wall), ("cpu", cpu)) for name in v}
     return {
         "batches_per_epoch": len(loader_new),
@@ -224,6 +263,187 @@ def accuracy(ds: Any, train: list, test: list, epochs: int, seeds: list[int]) ->
         "acc_new_std": statistics.pstdev(acc_new),
         "fit_ratio": sum(r["fit_old_s"] for r in rows) / sum(r["fit_new_s"] for r in rows),
     }
+
+
+CATEGORIES = {  # self CPU time of these ATen ops, by what they do (the rest is framework overhead)
+    "matmul (linear fwd/bwd)": ("aten::mm", "aten::addmm"),
+    "batch_norm fwd/bwd": ("aten::native_batch_norm", "aten::native_batch_norm_backward"),
+    "neighbour sum + readout (gather/scatter)": (
+        "aten::index_select",
+        "aten::index_add_",
+        "aten::scatter_add_",
+        "aten::gather",
+        "aten::_sparse_mm",
+        "aten::addmm_out_sparse_csr_cpu",
+    ),
+    "activations (relu fwd/bwd)": ("aten::clamp_min", "aten::threshold_backward", "aten::relu"),
+    "adam update kernels": ("aten::_fused_adam_", "aten::_foreach_add_", "aten::addcdiv_", "aten::addcmul_"),
+}
+
+
+def profile_epoch(ds: Any, train: list, cfg: TrainConfig) -> dict[str, Any]:
+    """Where one epoch's CPU time goes, previous loop against current (torch.profiler, one thread): the
+    phases of each step (data, zero_grad, forward, backward, optimiser step) and the self time of the
+    op families in :data:`CATEGORIES`, per mini-batch in milliseconds. The profiler's own cost inflates
+    every figure; compare the two loops and the shares, not the absolute numbers."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    torch.manual_seed(0)
+    base = build_graph_model("GIN", ds.num_features, ds.num_classes)
+    out: dict[str, Any] = {}
+    for loop in ("old", "new"):
+        model = copy.deepcopy(base)
+        with contextlib.ExitStack() as stack:
+            if loop == "old":
+                stack.enter_context(previous_layers())
+                loader: Any = old_loader(train, cfg, seed_everything(0))
+                opt = old_optimizer(model, cfg)
+            else:
+                loader = make_loader(train, cfg.batch_size, shuffle=True, generator=seed_everything(0))
+                opt = make_optimizer(stack.enter_context(flat_parameters(model)), cfg)
+
+            def epoch(loader: Any = loader, opt: Any = opt, model: Any = model) -> int:
+                model.train()
+                it, n = iter(loader), 0
+                while True:
+                    with record_function("phase: data (collate/slice)"):
+                        batch = next(it, None)
+                    if batch is None:
+                        return n
+                    with record_function("phase: zero_grad"):
+                        opt.zero_grad()
+                    with record_function("phase: forward + loss"):
+                        loss = cross_entropy_loss(model, batch)
+                    with record_function("phase: backward"):
+                        loss.backward()
+                    with record_function("phase: optimiser step"):
+                        opt.step()
+                    with record_function("phase: loss bookkeeping"):
+                        float(loss.detach())
+                    n += 1
+
+            epoch()  # warm-up
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                c = time.process_time()
+                n = epoch()
+                total = time.process_time() - c
+        events = prof.key_averages()
+        per = 1.0 / n
+        row: dict[str, Any] = {"batches": n, "profiled_epoch_cpu_ms_per_batch": total * 1000.0 * per}
+        row["phases_ms_per_batch"] = {
+            e.key.removeprefix("phase: "): e.cpu_time_total / 1000.0 * per
+            for e in events
+            if e.key.startswith("phase: ")
+        }
+        # the profiler times wall-clock intervals, which a loaded machine stretches: also give each phase's
+        # share of the step and that share of the measured CPU time per batch
+        phases = row["phases_ms_per_batch"]
+        whole = sum(phases.values()) or 1.0
+        row["phases_share"] = {k: v / whole for k, v in phases.items()}
+        row["phases_cpu_ms_per_batch_est"] = {k: v / whole * total * 1000.0 * per for k, v in phases.items()}
+        self_ms = {e.key: e.self_cpu_time_total / 1000.0 * per for e in events}
+        row["op_families_self_ms_per_batch"] = {
+            cat: sum(self_ms.get(k, 0.0) for k in keys) for cat, keys in CATEGORIES.items()
+        }
+        row["top_ops_self_ms_per_batch"] = dict(
+            sorted(((k, v) for k, v in self_ms.items() if k.startswith("aten::")), key=lambda kv: -kv[1])[:15]
+        )
+        out[loop] = row
+        log.info("%s profile %s: %s", ds.name, loop, row["phases_ms_per_batch"])
+    return out
+
+
+def step_floor(ds: Any, train: list, cfg: TrainConfig, reps: int = 7, inner: int = 100) -> dict[str, Any]:
+    """What a training step costs at least with the current loop (CPU ms, min over ``reps`` blocks): a
+    whole step (zero_grad, forward, backward, Adam) on a one-graph batch, which is the fixed per-step
+    cost of the framework (Python, dispatch, autograd, optimiser) whatever the graph size; the same step on a
+    typical batch of ``cfg.batch_size`` graphs; and the dense matrix products alone that the typical batch
+    needs (each linear layer's forward, input-gradient and weight-gradient GEMM, at its shapes)."""
+    from gnnsec.batching import CollatedGraphs
+
+    torch.manual_seed(0)
+    model = build_graph_model("GIN", ds.num_features, ds.num_classes)
+    graphs = CollatedGraphs(train)
+    one, typical = graphs.batch(torch.arange(1)), graphs.batch(torch.arange(cfg.batch_size))
+
+    def best(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(reps):
+            c = time.process_time()
+            for _ in range(inner):
+                fn()
+            times.append((time.process_time() - c) / inner * 1000.0)
+        return min(times)
+
+    out: dict[str, Any] = {"one_graph_nodes": one.num_nodes, "typical_batch_nodes": typical.num_nodes}
+    with flat_parameters(model) as params:
+        opt = make_optimizer(params, cfg)
+        model.train()
+
+        def step(batch: Any) -> None:
+            opt.zero_grad()
+            loss = cross_entropy_loss(model, batch)
+            loss.backward()
+            opt.step()
+            float(loss.detach())
+
+        out["step_one_graph_ms"] = best(lambda: step(one))
+        out["step_typical_batch_ms"] = best(lambda: step(typical))
+    linears = [(m, typical.num_nodes) for conv in model.convs for m in conv.modules()]  # per node
+    linears += [(m, cfg.batch_size) for m in model.head]  # per graph
+    mats = [
+        (
+            torch.randn(rows, m.in_features),
+            torch.randn(m.out_features, m.in_features),
+            torch.randn(rows, m.out_features),
+        )
+        for m, rows in linears
+        if isinstance(m, torch.nn.Linear)
+    ]
+
+    def gemms() -> None:
+        for x, w, g in mats:
+            torch.mm(x, w.t()), torch.mm(g, w), torch.mm(g.t(), x)
+
+    out["gemm_only_typical_batch_ms"] = best(gemms)
+    log.info("%s step floor: %s", ds.name, out)
+    return out
+
+
+def attack_asr(dataset: str, seeds: list[int], attack: str = "sub_ba") -> dict[str, Any]:
+    """The backdoored model's raw ASR and clean accuracy (``run_trial``, default settings, no defense) with
+    the previous and the current training loop, per seed, each in a fresh artifact cache."""
+    from gnnsec.pipeline import run_trial
+
+    rows = []
+    for seed in seeds:
+        cfg = TrialConfig.from_dict(
+            {
+                "data": {"dataset": dataset, "split_seed": seed},
+                "model": {"name": "GIN"},
+                "train": {"seed": seed, "device": "cpu"},
+                "attack": {"name": attack, "seed": seed, "clean_floor": False},
+            }
+        )
+        row: dict[str, Any] = {"seed": seed}
+        for loop in ("old", "new"):
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                old_training() if loop == "old" else contextlib.nullcontext(),
+            ):
+                t = time.process_time()
+                m = run_trial(cfg, ArtifactCache(Path(tmp))).metrics
+                row[f"cpu_s_{loop}"] = time.process_time() - t
+            row[f"asr_{loop}"], row[f"acc_{loop}"] = m["backdoor_asr"], m["backdoor_acc"]
+            row["asr_graphs"], row["test_graphs"] = m["backdoor_asr_n"], m["n_test"]
+        log.info("%s %s seed %d: %s", dataset, attack, seed, row)
+        rows.append(row)
+    out: dict[str, Any] = {"attack": attack, "seeds": seeds, "epochs": cfg.train.epochs, "runs": rows}
+    for key in ("asr_old", "asr_new", "acc_old", "acc_new"):
+        vals = [r[key] for r in rows]
+        out[f"{key}_mean"], out[f"{key}_std"] = statistics.mean(vals), statistics.pstdev(vals)
+    return out
 
 
 def time_compiled(ds: Any, train: list, cfg: TrainConfig, reps: int) -> dict[str, Any]:
@@ -310,13 +530,18 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         out["torch_compile"] = time_compiled(ds, train, cfg, 3)
     if args.vmap:
         out["vmap"] = time_vmap(ds, train, cfg, args.vmap)
-    if args.compile or args.vmap:
+    if args.profile:
+        out["profile"] = profile_epoch(ds, train, cfg)
+        out["step_floor"] = step_floor(ds, train, cfg)
+    if args.compile or args.vmap or args.profile:
         return out
     out["timing"] = time_epochs(ds, train, cfg, reps)
     out["timing"]["reps"] = reps
     epochs = args.acc_epochs.get(name, DEFAULT_ACC_EPOCHS.get(name, 100))
     if epochs > 0 and args.seeds:
         out["accuracy"] = accuracy(ds, train, test, epochs, args.seeds)
+    if name in args.asr_datasets and args.seeds:
+        out["sub_ba_raw_asr"] = attack_asr(name, args.seeds)
     return out
 
 
@@ -332,10 +557,14 @@ def main() -> None:
         default=[],
         help=f"DATASET=EPOCHS for the accuracy runs (default {DEFAULT_ACC_EPOCHS}; 0 skips)",
     )
+    p.add_argument(
+        "--asr-datasets", nargs="*", default=["AIDS"], help="datasets whose Sub-BA raw ASR is compared"
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--compile", action="store_true", help="instead: torch.compile against eager (current loop)"
     )
+    p.add_argument("--profile", action="store_true", help="instead: torch.profiler breakdown, old vs new")
     p.add_argument("--vmap", type=int, nargs="*", default=[], help="instead: K models sequential vs vmap")
     p.add_argument("--out", default="benchmarks/results/train_throughput.json")
     args = p.parse_args()
@@ -348,7 +577,8 @@ def main() -> None:
         _write(args, results)
     for r in results:
         if "timing" not in r:
-            print(json.dumps({k: r[k] for k in ("dataset", "torch_compile", "vmap") if k in r}, indent=1))
+            keys = ("dataset", "torch_compile", "vmap", "profile", "step_floor")
+            print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
             continue
         t = r["timing"]
         acc = r.get("accuracy", {})

@@ -82,11 +82,62 @@ def is_dense(graphs: Sequence[Data]) -> bool:
     return nodes > 0 and edges >= DENSE_EDGES_PER_NODE * nodes
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam with the multi-tensor (``foreach``) update: the same arithmetic as the per-tensor loop (bitwise,
-    checked in tests/test_train.py) with fewer calls per step. (The fused kernel is faster still but rounds
-    differently, so seeded results would change; it is not used.)"""
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+def make_optimizer(model: nn.Module | Sequence[nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam (Kingma & Ba 2015) with the multi-tensor (``foreach``) update over ``model``'s parameters, or
+    over the parameters given, e.g. the one flat parameter of :func:`flat_parameters` (then a
+    :class:`FlatAdam`, whose ``zero_grad`` keeps the shared gradient buffer). Adam is element-wise, so the
+    update of one flat tensor is bitwise the per-tensor update (checked in tests/test_train.py) at a
+    quarter of its cost (AIDS, GIN 3 x 64: ~0.12 instead of ~0.54 ms per step). Torch's fused kernel would
+    halve that again but rounds differently, so seeded results would change; it is not used."""
+    params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
+    cls = FlatAdam if len(params) == 1 and getattr(params[0], "is_flat", False) else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+class FlatAdam(torch.optim.Adam):
+    """Adam whose ``zero_grad`` zeroes the gradients in place (they are shared with the model's views)."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: ARG002  (never drops the shared buffer)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.zero_()
+
+
+@contextlib.contextmanager
+def flat_parameters(model: nn.Module) -> Iterator[list[nn.Parameter]]:
+    """The trainable parameters of ``model`` as views into one flat parameter (and their gradients as
+    views into its gradient) while the context is open; yields the parameters an optimiser should update.
+
+    Adam is element-wise, so one update over the concatenation of all weights is the same optimiser as
+    per-tensor updates (the same moments, the same step per weight, bitwise), at the cost of ~10 kernel
+    calls per step instead of ~10 per tensor (on AIDS, GIN 3 x 64 has 25 tensors: the update was a sixth
+    of a mini-batch). Gradients accumulate in place into the views (autograd adds into an existing ``.grad``),
+    and the optimiser zeroes the flat gradient in place, so a weight that gets no gradient in a step is
+    updated with a zero gradient (Adam's momentum still moves it) rather than skipped; the backbones use
+    every weight in every step. Parameters of mixed dtypes or devices, or none, are yielded unchanged. On
+    exit each parameter gets its own storage back (values kept), so the model is as before ``fit``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    kinds = {(p.dtype, p.device) for p in params}
+    if len(kinds) != 1 or any(p.is_sparse for p in params):
+        yield params
+        return
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    flat.is_flat = True  # type: ignore[attr-defined]  # make_optimizer: a FlatAdam (in-place zero_grad)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset : offset + n].view_as(p)
+        p.grad = flat.grad[offset : offset + n].view_as(p)
+        offset += n
+    try:
+        yield [flat]
+    finally:
+        for p in params:
+            p.data = p.data.clone()
+            p.grad = p.grad.clone() if p.grad is not None else None
 
 
 def cross_entropy_loss(model: nn.Module, batch: Batch) -> Tensor:
@@ -142,20 +193,21 @@ def fit(
     gen = seed_everything(cfg.seed)
     model.to(device)
     loader = make_loader(graphs, cfg.batch_size, shuffle=True, generator=gen, device=device)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     history: list[dict[str, float]] = []
     epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS
     dense = is_dense(graphs)
-    for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
-        with flush_denormals(dense):
-            row = {"epoch": float(epoch), "loss": train_epoch(model, loader, optimizer, device, loss_fn)}
-        scheduler.step()
-        if eval_graphs is not None:
-            row["acc"] = evaluate(model, eval_graphs).acc
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(epoch, row)
+    with flat_parameters(model) as params:
+        optimizer = make_optimizer(params, cfg)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+        for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
+            with flush_denormals(dense):
+                row = {"epoch": float(epoch), "loss": train_epoch(model, loader, optimizer, device, loss_fn)}
+            scheduler.step()
+            if eval_graphs is not None:
+                row["acc"] = evaluate(model, eval_graphs).acc
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
     return history
 
 

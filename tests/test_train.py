@@ -58,7 +58,8 @@ def test_per_class_accuracy() -> None:
 
 
 def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
-    """The fast loader and multi-tensor Adam change nothing: same weights as PyG's DataLoader + per-tensor Adam."""
+    """The fast loader and the flat multi-tensor Adam change nothing: same weights as PyG's DataLoader +
+    per-tensor Adam."""
     from torch_geometric.loader import DataLoader
 
     from gnnsec.train import cross_entropy_loss, seed_everything, train_epoch
@@ -78,6 +79,25 @@ def test_fit_is_bitwise_the_loop_over_pygs_dataloader() -> None:
         sched.step()
     for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_flat_parameters_are_restored_after_fit() -> None:
+    """While ``fit`` runs the weights are views of one flat tensor; afterwards each has its own storage
+    again, holds the trained values and still belongs to the model."""
+    from gnnsec.train import flat_parameters
+
+    model = build_graph_model("GIN", 2, 2, hidden=8, num_layers=1)
+    params = list(model.parameters())
+    with flat_parameters(model) as flat:
+        assert len(flat) == 1 and flat[0].numel() == sum(p.numel() for p in params)
+        flat[0].data.add_(1.0)  # an update of the flat tensor is an update of every weight
+        storages = {p.untyped_storage().data_ptr() for p in params}
+        assert storages == {flat[0].untyped_storage().data_ptr()}
+    after = list(model.parameters())
+    assert all(p is q for p, q in zip(params, after, strict=True))
+    assert len({p.untyped_storage().data_ptr() for p in after}) == len(after)
+    fit(model, _dataset(), TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
 
 
 def test_denormals_flushed_only_while_training_dense_graphs() -> None:

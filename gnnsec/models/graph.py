@@ -66,7 +66,8 @@ class GraphClassifier(nn.Module):
         h, acts = x, []
         for conv in self.convs:
             h = torch.relu(conv(h, edge_index, edge_weight=edge_weight))
-            h = nn.functional.dropout(h, self.dropout, self.training)
+            if self.dropout > 0:  # p = 0 is the identity: skip the call
+                h = nn.functional.dropout(h, self.dropout, self.training)
             acts.append(h)
         emb = POOLS[self.pooling](h, batch)
         return ModelOutput(self.head(emb), emb, acts)
