@@ -51,6 +51,12 @@ KEYS = (
     "n_holding",
     "n_test",
     "backdoor_asr_n",
+    # per-stage cost (seconds; the training times are those of the cached build)
+    "clean_train_seconds",
+    "backdoor_train_seconds",
+    "poison_seconds",
+    "backdoor_cached",
+    "trial_seconds",
 )
 
 
@@ -85,7 +91,9 @@ def clean_check(cfg: TrialConfig, cache: ArtifactCache) -> dict[str, float]:
     model, _ = clean_model(cfg, ds, split, cache)
     assert cfg.defense is not None
     defense = DEFENSES.get(cfg.defense.name)(cfg.defense)
+    t0 = time.perf_counter()
     outcome = defense.defend(model, DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer))
+    seconds = time.perf_counter() - t0
     before = evaluate(model, evaluation).acc
     after = evaluate(outcome.model, evaluation).acc
     return {
@@ -94,6 +102,7 @@ def clean_check(cfg: TrialConfig, cache: ArtifactCache) -> dict[str, float]:
         "cleanmodel_acc_change": after - before,
         "cleanmodel_believed_backdoored": outcome.metrics.get("backdoor_believed", float("nan")),
         "cleanmodel_returned_input": outcome.metrics.get("returned_input", float("nan")),
+        "cleanmodel_defense_seconds": seconds,
         **{f"cleanmodel_{k}": v for k, v in outcome.metrics.items() if k.startswith(("class", "detection"))},
     }
 
@@ -106,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
         for dataset in args.datasets:
             for attack in args.attacks:
                 cfg = config(dataset, attack, seed, args.set)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 m = run_trial(cfg, cache).metrics
                 row: dict[str, Any] = {"dataset": dataset, "attack": attack, "seed": seed}
                 row.update({k: m[k] for k in KEYS if k in m})
@@ -117,6 +126,7 @@ def run(args: argparse.Namespace) -> None:
                     row.update(clean_check(cfg, cache))
                     done_clean.add((dataset, seed))
                 row["seconds"] = time.perf_counter() - t0
+                row["cpu_seconds"] = time.process_time() - c0  # this process, every thread
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 logging.info("%s", json.dumps(row))

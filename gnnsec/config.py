@@ -304,6 +304,7 @@ class TrialConfig:
     def validate(self) -> None:
         if self.train.epochs is None:
             self.train.epochs = DATASETS.get(self.data.dataset).default_epochs
+            self._epochs_resolved = True  # from the dataset's default: with_overrides re-resolves it
         _validate_task(self)
         if self.defense is not None and self.attack is None:
             raise ConfigError("defense", self.defense.name, "a defense needs an attack (set attack.name)")
@@ -351,6 +352,12 @@ class TrialConfig:
     def with_overrides(self, flat: dict[str, Any]) -> TrialConfig:
         """A copy with dotted overrides, e.g. ``{"train.epochs": 5, "attack.name": "gta"}``."""
         raw = self.to_dict()
+        if (  # epochs that only came from the old dataset's default follow the new dataset's default
+            "train.epochs" not in flat
+            and getattr(self, "_epochs_resolved", False)
+            and self.train.epochs == DATASETS.get(self.data.dataset).default_epochs
+        ):
+            raw["train"]["epochs"] = None
         for dotted, value in flat.items():
             section, _, key = dotted.partition(".")
             if section not in ("data", "model", "train", "attack", "defense", "unlearning") or not key:

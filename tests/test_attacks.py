@@ -331,3 +331,18 @@ def test_motif_selection_and_trigger_shape() -> None:
 def test_attack_params_are_validated(name: str, params: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         AttackConfig(name=name, params=params)
+
+
+def test_gta_injection_with_precomputed_generator_inputs_is_unchanged(mutag: Setup) -> None:
+    """The bi-level loop reuses the victims' generator inputs (computed once): the triggered graphs are
+    exactly those of a fresh computation."""
+    attack = mutag.attack("gta")
+    attack.reseed(2)
+    attack.prepare(mutag.context())
+    batch = Batch.from_data_list(mutag.victims_test[:8])
+    pos, mask = attack.positions(batch)
+    fresh = attack._inject_at(batch, pos, mask)
+    reused = attack._inject_at(batch, pos, mask, attack.generator_inputs(batch, pos, mask))
+    assert len(fresh) == len(reused) == 8
+    for a, b in zip(fresh, reused):
+        assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)

@@ -177,3 +177,17 @@ def test_corrupt_processed_file_is_reported_and_rebuilt(mirror, tmp_path, caplog
     with caplog.at_level("WARNING", logger="gnnsec.data.loading"):
         assert len(load_graph_dataset(cfg).graphs) == 188
     assert any("corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+
+
+def test_overriding_the_dataset_applies_its_default_epochs() -> None:
+    """A default config resolves epochs for AIDS (100); switching it to COLLAB must give COLLAB's 20 (the
+    benchmarks build every trial as ``TrialConfig().with_overrides(...)``), while an explicit value stays."""
+    from gnnsec.data.registry import DATASETS
+
+    collab = TrialConfig().with_overrides({"data.dataset": "COLLAB"})
+    assert collab.train.epochs == DATASETS.get("COLLAB").default_epochs == 20
+    assert collab.with_overrides({"data.dataset": "AIDS"}).train.epochs == 100
+    assert collab.with_overrides({"train.seed": 3}).train.epochs == 20
+    explicit = TrialConfig().with_overrides({"train.epochs": 7})
+    assert explicit.with_overrides({"data.dataset": "COLLAB"}).train.epochs == 7
+    assert TrialConfig().with_overrides({"data.dataset": "COLLAB", "train.epochs": 100}).train.epochs == 100

@@ -132,3 +132,25 @@ def test_molecule_sized_model_is_bitwise_the_propagate_model() -> None:
     out_b.sum().backward()
     for p, q in zip(model.parameters(), ref.parameters(), strict=True):
         assert torch.equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize(
+    ("n", "sort"),
+    [(50, False), (50, True), (3000, False), (70_000, False), (1, False)],
+)
+def test_stable_row_order_is_torch_stable_argsort(n: int, sort: bool) -> None:
+    """The CSR's row order (sorted fast path, 16-bit radix, int32 sort) is exactly the stable argsort, so the
+    CSR matrices (and the models trained with them) are bitwise those of the plain int64 argsort."""
+    from gnnsec.models.layers import _csr, stable_row_order
+
+    gen = torch.Generator().manual_seed(n)
+    rows = torch.randint(0, n, (5 * n + 3,), generator=gen)  # many duplicate rows: stability matters
+    if sort:
+        rows = rows.sort().values
+    ref = torch.argsort(rows, stable=True)
+    order = stable_row_order(rows, n)
+    assert torch.equal(ref, torch.arange(len(rows)) if order is None else order)
+    cols = torch.randint(0, n, rows.shape, generator=gen)
+    values = torch.rand(rows.shape, generator=gen)
+    got = _csr(rows, cols, values, n)
+    assert torch.equal(got.col_indices(), cols[ref]) and torch.equal(got.values(), values[ref])

@@ -191,9 +191,16 @@ class GTA(Attack):
         self._victim_positions = (pos, mask)
         return self.relabel(graphs, victims, self._inject_at(batch, pos, mask))
 
-    def _inject_at(self, batch: Batch, pos: Tensor, mask: Tensor) -> list[Data]:
+    def _inject_at(
+        self, batch: Batch, pos: Tensor, mask: Tensor, inputs: tuple[Tensor, Tensor | None] | None = None
+    ) -> list[Data]:
+        """The batch triggered at ``pos``; ``inputs``: its generator inputs when already computed (they
+        depend only on the clean graphs and the positions, so the bi-level loop computes them once)."""
         with torch.no_grad():
-            trig = self.trigger(batch, pos, mask)
+            if inputs is None:
+                trig = self.trigger(batch, pos, mask)
+            else:
+                trig = self.generate(inputs[0], inputs[1], pos, mask)
             out = replace_subgraph(
                 batch.to(trig.adj.device), pos, mask, trig.adj, trig.features, self.featurizer
             )
@@ -229,7 +236,9 @@ class GTA(Attack):
         history: list[dict[str, float]] = []
         epoch = 0
         for it in range(iters):
-            train_set = self.relabel(ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask))
+            train_set = self.relabel(
+                ctx.train_graphs, victims, self._inject_at(vbatch, pos, mask, (a_in, x_in))
+            )
             loss_fn = (
                 adaptive_loss(alpha, [train_set[int(i)] for i in victims], seed=self.cfg.seed + it)
                 if alpha > 0
