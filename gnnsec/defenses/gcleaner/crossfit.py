@@ -4,8 +4,8 @@ Why (measured, Fingerprint, GIN, seeds 0-2, 50 holding graphs = 30 fit + 20 vali
 ``docs/gcleaner_protocol.md``): the single-split guard judges every unlearning epoch on 20 validation graphs,
 where one graph is 5 accuracy points. It accepted epochs that cost 4-6 test points (Exp-BA seed 0: test ACC
 60.1 → 53.7 %) and rejected epochs that cost none (GTA seed 0 at lr 3e-3: epochs 6-29 lost two of 20
-validation graphs while test ACC came back to 58.0 % and test ASR fell to 0-1 %; the guard kept epoch 5,
-ASR 49.5 %). Test graphs were read for this diagnosis only; nothing here reads them.
+validation graphs while test ACC came back to 58.0 % and test ASR fell to 0-1 % from epoch 15; the guard
+kept epoch 5, ASR 49.5 %). Test graphs were read for this diagnosis only; nothing here reads them.
 
 What: K-fold cross-fitting of the unlearning step (the standard way to estimate how a *procedure* does on
 unseen data when data are scarce). The defender's clean graphs are split into K stratified folds; for each
