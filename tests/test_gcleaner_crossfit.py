@@ -177,7 +177,7 @@ def test_the_cross_fitted_guard_refuses_a_harmful_schedule_on_aids(mirror, tmp_p
     cache = ArtifactCache(tmp_path / "artifacts")
     runs = []
     for seed in SEEDS:
-        cfg = _aids_small(tmp_path, seed, {"lr": 0.3, "lr_retries": 0})
+        cfg = _aids_small(tmp_path, seed, {"lr": 0.3, "lr_retries": 0, "guard_folds": 5})
         runs.append(dict(run_trial(cfg, cache).metrics))
     ctx = [{k: r[k] for k in ("backdoor_acc", "defended_acc", "defense_returned_input")} for r in runs]
     drop = [r["backdoor_acc"] - r["defended_acc"] for r in runs]

@@ -30,7 +30,7 @@ Where this implementation departs from the paper or the authors' code, and why:
   with a logged reason (``returned_input``, ``unchanged_reason``); otherwise the best accepted epoch, not
   the last. Minimum clean set: 4 graphs (below: input returned); a validation part needs 8 graphs
   (below: every signal is measured on the fit graphs, logged). See :mod:`.defense`.
-- The guard is cross-fitted (``guard_folds = 5``, :mod:`.crossfit`): the unlearning schedule (learning rate
+- Optionally the guard is cross-fitted (``guard_folds = 5``; default 0 = single split, :mod:`.crossfit`): the unlearning schedule (learning rate
   of the back-off ladder, number of epochs) is judged on out-of-fold signals of *all* the defender's clean
   graphs (K students, each unlearned on K−1 folds and measured on the remaining one), chosen among the
   accepted epochs by the development protocol's J, and the returned model is unlearned on all the clean
