@@ -33,6 +33,7 @@ from gnnsec.data.loading import load_graph_dataset
 from gnnsec.defenses import DEFENSES, DefenderData
 from gnnsec.pipeline import clean_model, run_trial
 from gnnsec.train import evaluate
+from sweeps.tuning import final_objective
 
 ATTACKS = ("sub_ba", "gta", "exp_ba", "motif_ba")
 PAPER_NAMES = {"sub_ba": "Sub-BA", "gta": "GTA", "exp_ba": "Exp-BA", "motif_ba": "Motif-BA"}
@@ -122,6 +123,9 @@ def run(args: argparse.Namespace) -> None:
                 row.update({k: v for k, v in m.items() if k.startswith("defense_class")})
                 row.update({k: v for k, v in m.items() if k.startswith("defense_detection")})
                 row["target"] = cfg.attack.target_label if cfg.attack else None
+                # the development protocol's defender-only objective J of the returned model
+                own = {k.removeprefix("defense_"): v for k, v in m.items() if k.startswith("defense_")}
+                row["defense_objective"] = final_objective(own)
                 if args.clean_check and (dataset, seed) not in done_clean:
                     row.update(clean_check(cfg, cache))
                     done_clean.add((dataset, seed))

@@ -305,6 +305,7 @@ def test_defend_on_toy_graphs_reports_history_metrics_and_an_injector(toy, n: in
         "min_flip_drop": 0.0,
         "max_acc_drop": 1.0,
         "max_balance_shift": 1.0,
+        "guard_folds": 0,  # the single split's per-epoch history (cross-fitting: test_gcleaner_crossfit.py)
     }
     outcome = GCleaner(DefenseConfig("gcleaner", params)).defend(model, DefenderData(graphs, 2, featurizer))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input model untouched
@@ -351,7 +352,15 @@ def _toy_model(featurizer: Featurizer):  # noqa: ANN202
     return build_graph_model("GIN", featurizer.num_features, 2, hidden=16, num_layers=2).eval()
 
 
-FAST = {"recovery_explainer": "random", "recovery_epochs": 2, "restarts": 1, "teacher_epochs": 1}
+# guard_folds = 0: these tests exercise the single fit / validation split (cross-fitting:
+# tests/test_gcleaner_crossfit.py)
+FAST = {
+    "recovery_explainer": "random",
+    "recovery_epochs": 2,
+    "restarts": 1,
+    "teacher_epochs": 1,
+    "guard_folds": 0,
+}
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:

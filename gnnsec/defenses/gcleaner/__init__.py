@@ -30,6 +30,13 @@ Where this implementation departs from the paper or the authors' code, and why:
   with a logged reason (``returned_input``, ``unchanged_reason``); otherwise the best accepted epoch, not
   the last. Minimum clean set: 4 graphs (below: input returned); a validation part needs 8 graphs
   (below: every signal is measured on the fit graphs, logged). See :mod:`.defense`.
+- Optionally the guard is cross-fitted (``guard_folds = 5``; default 0 = single split, :mod:`.crossfit`): the unlearning schedule (learning rate
+  of the back-off ladder, number of epochs) is judged on out-of-fold signals of *all* the defender's clean
+  graphs (K students, each unlearned on K−1 folds and measured on the remaining one), chosen among the
+  accepted epochs by the development protocol's J, and the returned model is unlearned on all the clean
+  graphs with that schedule. On Fingerprint the single split judged 20 graphs (one graph = 5 points) and
+  could not see 3-6 point accuracy losses; see ``docs/gcleaner_protocol.md``. Recovery and the detection
+  verdict keep their own fit / validation split.
 - Unlearning uses Adam at 1e-2 by default (``optimizer="sgd", lr=1e-3`` is the paper's setting, which
   barely moves the student in 30 one-batch epochs); the student's BatchNorm statistics are frozen.
 

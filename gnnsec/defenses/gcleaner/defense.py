@@ -46,6 +46,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from gnnsec.defenses.base import DefenderData, Defense, DefenseOutcome
+from gnnsec.defenses.gcleaner.crossfit import choose_schedule, fold_count, input_signals
 from gnnsec.defenses.gcleaner.params import DEFAULTS, GCleanerParams, validate
 from gnnsec.defenses.gcleaner.recovery import recover
 from gnnsec.defenses.gcleaner.signals import (
@@ -170,6 +171,10 @@ class GCleaner(Defense):
 
         before = signals(model)
         metrics.update({f"{key}_before": v for key, v in before.items()})
+        folds = fold_count(len(graphs), p.guard_folds) if p.guard_folds else 0
+        if folds:
+            pool, pool_t = fit_graphs + val_graphs, fit_triggered + val_triggered
+            return self._crossfitted(model, pool, pool_t, k, target, folds, metrics, injector)
         t1 = time.perf_counter()
         teacher = make_teacher(model, fit_graphs, p, seed)
         student = copy.deepcopy(model)
@@ -224,6 +229,61 @@ class GCleaner(Defense):
         metrics.update({"returned_input": 0.0, "unchanged_reason": 0.0})
         log.info("gcleaner: unlearned class %d, kept epoch %d of %d", target, best["epoch"], len(history))
         return DefenseOutcome(student, metrics, history, injector)
+
+    def _crossfitted(
+        self,
+        model: nn.Module,
+        graphs: list[Data],
+        triggered: list[Data],
+        k: int,
+        target: int,
+        folds: int,
+        metrics: dict[str, float],
+        injector: Any,
+    ) -> DefenseOutcome:
+        """Unlearning under the cross-fitted guard (:mod:`.crossfit`): choose lr and epoch count on
+        out-of-fold signals of all clean graphs, then unlearn on all of them for that schedule."""
+        p, seed = self.settings, self.cfg.seed
+        t1 = time.perf_counter()
+        before = input_signals(model, graphs, triggered, k, target)
+        metrics.update({f"{key}_before": v for key, v in before.items()})  # all graphs, comparable
+        sched = choose_schedule(model, graphs, triggered, k, target, p, seed, folds, before, _guard)
+        metrics.update({"guard_folds": float(folds), "unlearn_lr": sched.lr})
+        metrics.update({"unlearn_attempts": float(sched.attempts)})
+        if sched.chosen is None:
+            metrics["unlearn_seconds"] = time.perf_counter() - t1
+            last = sched.rows[-1] if sched.rows else {}
+            why = _guard({key: last.get(key, float("nan")) for key in before}, before, p)[1]
+            out = _unchanged(model, metrics, 3, f"cross-fitted, last epoch: {why}", injector)
+            out.history = sched.rows
+            return out
+        teacher = make_teacher(model, graphs, p, seed)
+        student = copy.deepcopy(model)
+        cv_rows = {int(r["epoch"]): r for r in sched.rows}
+
+        def on_epoch(epoch: int, row: dict[str, float]) -> dict[str, float]:
+            # what the tuner and the trace read: the out-of-fold estimate of this epoch's signals
+            out = {key: v for key, v in cv_rows[epoch].items() if key != "epoch"}
+            hook_row = {**row, **out, **{f"{key}_before": v for key, v in before.items()}}
+            if self.on_epoch is not None and self.on_epoch(epoch, hook_row) is True:
+                raise EarlyStop(out)
+            return out
+
+        final = dataclasses.replace(p, lr=sched.lr, unlearn_epochs=sched.epochs)
+        history = unlearn(student, teacher, graphs, triggered, final, seed, on_epoch=on_epoch)
+        metrics["unlearn_seconds"] = time.perf_counter() - t1
+        metrics["epochs_run"] = float(len(history))
+        metrics["best_epoch"] = float(len(history) - 1)
+        if prediction_signals(student, graphs, k)["collapsed"] >= 1:  # never a one-class model
+            out = _unchanged(model, metrics, 3, "the final student predicts one class", injector)
+            out.history = history
+            return out
+        chosen = cv_rows[len(history) - 1]
+        metrics.update({f"{key}_after": v for key, v in chosen.items() if key != "epoch"})
+        metrics["holding_acc_after"] = prediction_signals(student, graphs, k)["acc"]
+        metrics.update({"returned_input": 0.0, "unchanged_reason": 0.0})
+        log.info("gcleaner: unlearned class %d for %d epochs (cross-fitted guard)", target, len(history))
+        return DefenseOutcome(student.eval(), metrics, history, injector)
 
 
 def _score(sig: dict[str, float]) -> float:

@@ -60,6 +60,11 @@ class GCleanerParams:
     acc_slack_graphs: int = 1  # ... or this many validation graphs, if more (the guard's resolution, 1/n)
     min_flip_drop: float = 0.3  # ... must lower the validation flip rate by at least this
     max_balance_shift: float = 0.2  # ... and may move the predicted class shares at most this (TV distance)
+    # cross-fitted guard (crossfit.py): judge the unlearning schedule out of fold on all the clean graphs
+    # with this many folds, then unlearn on all of them; 0 = the single fit / validation split (default:
+    # 5 folds won on the development objective but refused small AIDS models on another CPU path, see
+    # docs/gcleaner_protocol.md)
+    guard_folds: int = 0
     keep: str = "last"  # which accepted epoch is returned: the last one, or the best by val_acc - val_flip
     # when the guard rejects every epoch, unlearn again from the input model at lr x lr_backoff, at most
     # lr_retries times (deep students diverge at 1e-2: AIDS GIN-5 collapsed to one class every epoch)
@@ -116,6 +121,7 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "teacher_epochs": (0, None),
     "val_fraction": (0.0, 0.9),
     "lr_retries": (0, None),
+    "guard_folds": (0, 20),
     "lr_backoff": (0.0, 1.0),
 }
 _POSITIVE = ("recovery_lr", "lr", "teacher_lr", "lr_backoff")
