@@ -81,6 +81,18 @@ def soft_inject(
     return x, edge_index, weight
 
 
+def induced_adjacency(batch: Batch, positions: Tensor, mask: Tensor) -> Tensor:
+    """The adjacency [B, k, k] (bool) that each graph already has among its positions (valid pairs only)."""
+    device = batch.edge_index.device
+    gpos, _ = trigger_nodes(batch, positions, mask)
+    n = batch.num_nodes
+    keys = batch.edge_index[0] * n + batch.edge_index[1]
+    pair_keys = gpos.unsqueeze(2) * n + gpos.unsqueeze(1)  # [B, k, k]
+    present = torch.isin(pair_keys, keys)
+    valid = mask.to(device).unsqueeze(2) & mask.to(device).unsqueeze(1)
+    return present & valid
+
+
 def trigger_edges(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
     """Global edge_index of the trigger edges (both directions) and a node flag of trigger membership."""
     device = batch.edge_index.device
