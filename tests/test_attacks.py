@@ -387,3 +387,24 @@ def test_sub_ba_trigger_always_changes_a_graph_that_can_carry_it() -> None:
     fixed, ok = unchanged(20)
     assert [u for u, g in zip(fixed, graphs) if g.num_nodes > 2] == [False] * 36
     assert ok.tolist() == [g.num_nodes > 2 for g in graphs]
+
+
+def test_best_changing_positions_skips_a_top_pair_that_is_already_the_trigger() -> None:
+    """Exp-BA / Motif-BA placement: the two best-ranked nodes of a path are adjacent, so an edge trigger
+    there changes nothing; the best-ranked pair that is not an edge is used instead (spare > 0 only)."""
+    from gnnsec.attacks.inject import best_changing_positions, can_carry
+
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    path = Data(edge_index=ei, num_nodes=4)
+    pair = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=2)
+    batch = Batch.from_data_list([path, pair])
+    ranked = torch.tensor([[1, 2, 0, 3], [0, 1, 0, 0]])
+    ranked_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    edge = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    pos, mask = best_changing_positions(batch, ranked, ranked_mask, 2, edge, spare=2)
+    assert pos[0].tolist() == [1, 3] and bool(mask[0].all())
+    assert pos[1].tolist() == [0, 1]  # a 2-node graph cannot carry an edge trigger: top pair kept
+    plain, _ = best_changing_positions(batch, ranked, ranked_mask, 2, edge, spare=0)
+    assert plain[0].tolist() == [1, 2]
+    assert can_carry([path, pair], edge).tolist() == [True, False]
+    assert can_carry([pair], torch.zeros(2, 2)).tolist() == [True]  # removing the edge changes it

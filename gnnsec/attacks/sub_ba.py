@@ -25,10 +25,9 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, random_positions
-from gnnsec.attacks.inject import induced_adjacency
+from gnnsec.attacks.inject import can_carry, induces
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.errors import ConfigError
-from gnnsec.train import make_loader
 
 
 def erdos_renyi_adjacency(k: int, p: float, generator: torch.Generator) -> Tensor:
@@ -73,27 +72,15 @@ class SubBA(Attack):
         return pos, mask
 
     def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
-        """Graphs on which injection changes something (checked with the redraws of :meth:`positions` on a
-        generator of its own, so the attack's random stream is untouched); all graphs when
-        ``max_redraws`` is 0."""
+        """Graphs on which injection can change something (:func:`~gnnsec.attacks.inject.can_carry`); all
+        graphs when ``max_redraws`` is 0."""
         if int(self.params["max_redraws"]) == 0:
             return super().eligible(graphs)
-        saved, self.generator = self.generator, torch.Generator().manual_seed(self.cfg.seed * 7_919 + 3)
-        try:
-            out = []
-            for batch in make_loader(list(graphs), 512):
-                pos, mask = self.positions(batch)
-                out.append(~self.induces_trigger(batch, pos, mask))
-        finally:
-            self.generator = saved
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=bool)
+        return can_carry(graphs, self.adj)
 
     def induces_trigger(self, batch: Batch, pos: Tensor, mask: Tensor) -> Tensor:
         """Per graph: do the nodes at ``pos`` already have exactly the trigger's edges among them?"""
-        have = induced_adjacency(batch, pos, mask).cpu()
-        valid = mask.unsqueeze(2) & mask.unsqueeze(1)
-        want = (self.adj > 0.5).unsqueeze(0) & valid
-        return (have == want).flatten(1).all(1)
+        return induces(batch, pos, mask, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)
