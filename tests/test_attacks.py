@@ -182,6 +182,30 @@ def test_injection_leaves_input_and_non_trigger_edges_unchanged(backdoor: Backdo
         assert o.num_nodes == g.num_nodes and int(o.y) == int(g.y)
 
 
+def test_trigger_nodes_degree_features_are_their_degrees_in_the_triggered_graph(
+    backdoor: Backdoor, mutag: Setup
+) -> None:
+    """Degree mode: after injection every node's feature is the one-hot of its (capped) degree in the
+    *triggered* graph, as the model sees it (the GCleaner release featurizes after injecting); at least
+    some trigger nodes change degree, so stale features would be caught. Same for the poisoned set."""
+    f = mutag.ds.featurizer
+    assert f.mode == "degree"
+    attack = backdoor.attack
+    attack.reseed(SALT)
+    triggered, masks = attack.inject_with_masks(mutag.victims_test)
+    changed = 0
+    for g, o, m in zip(mutag.victims_test, triggered, masks):
+        deg = torch.bincount(o.edge_index[1], minlength=o.num_nodes).clamp(max=f.degree_cap)
+        assert torch.equal(o.x, torch.nn.functional.one_hot(deg, f.degree_cap + 1).to(o.x.dtype))
+        before = torch.bincount(g.edge_index[1], minlength=g.num_nodes).clamp(max=f.degree_cap)
+        changed += int((deg[m] != before[m]).sum())
+    assert changed > 0
+    for i in backdoor.victims:
+        p = backdoor.poisoned[int(i)]
+        deg = torch.bincount(p.edge_index[1], minlength=p.num_nodes).clamp(max=f.degree_cap)
+        assert torch.equal(p.x.argmax(1), deg)
+
+
 def test_batch_injection_equals_per_graph_injection(backdoor: Backdoor, mutag: Setup) -> None:
     attack, graphs = backdoor.attack, mutag.victims_test[:8]
     batch = Batch.from_data_list(graphs)
@@ -324,6 +348,8 @@ def test_motif_selection_and_trigger_shape() -> None:
         ("gta", {"threshold": 1.5}),
         ("gta", {"bilevel_iterations": 0}),
         ("exp_ba", {"density": 0.0}),
+        ("sub_ba", {"max_redraws": -1}),
+        ("sub_ba", {"max_redraws": 2.5}),
         ("motif_ba", {"selection": "rare"}),
         ("motif_ba", {"unknown": 1}),
     ],
@@ -346,3 +372,54 @@ def test_gta_injection_with_precomputed_generator_inputs_is_unchanged(mutag: Set
     assert len(fresh) == len(reused) == 8
     for a, b in zip(fresh, reused):
         assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)
+
+
+def test_sub_ba_trigger_always_changes_a_graph_that_can_carry_it() -> None:
+    """An edge trigger (k = 2) on path graphs: the plain random draw often lands on an existing edge and
+    leaves the graph unchanged; with redraws every graph of >= 3 nodes is changed, and the 2-node graph
+    (whose only pair is already the trigger) is not eligible as a poisoning victim."""
+    from gnnsec.data.features import Featurizer
+
+    f = Featurizer("degree", 4)
+    graphs = []
+    for n in [2, *range(3, 9)] * 6:
+        ei = torch.tensor([[i, i + 1] for i in range(n - 1)]).t()
+        ei = torch.cat([ei, ei.flip(0)], 1)
+        graphs.append(Data(x=f.degree_features(ei, n), edge_index=ei, y=torch.tensor([0]), num_nodes=n))
+
+    def unchanged(redraws: int) -> tuple[list[bool], np.ndarray]:
+        cfg = AttackConfig(name="sub_ba", trigger_size=0.4, params={"max_redraws": redraws}, seed=3)
+        attack = ATTACKS.get("sub_ba")(cfg, f, 2, 5.0)
+        assert attack.trigger_nodes == 2
+        attack.reseed(1)
+        attack.prepare(None)
+        out = attack.inject(graphs)
+        return [edge_set(a) == edge_set(b) for a, b in zip(graphs, out)], attack.eligible(graphs)
+
+    plain, plain_ok = unchanged(0)
+    assert sum(plain[i] for i, g in enumerate(graphs) if g.num_nodes > 2) >= 5
+    assert plain_ok.all()
+    fixed, ok = unchanged(20)
+    assert [u for u, g in zip(fixed, graphs) if g.num_nodes > 2] == [False] * 36
+    assert ok.tolist() == [g.num_nodes > 2 for g in graphs]
+
+
+def test_best_changing_positions_skips_a_top_pair_that_is_already_the_trigger() -> None:
+    """Exp-BA / Motif-BA placement: the two best-ranked nodes of a path are adjacent, so an edge trigger
+    there changes nothing; the best-ranked pair that is not an edge is used instead (spare > 0 only)."""
+    from gnnsec.attacks.inject import best_changing_positions, can_carry
+
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    path = Data(edge_index=ei, num_nodes=4)
+    pair = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=2)
+    batch = Batch.from_data_list([path, pair])
+    ranked = torch.tensor([[1, 2, 0, 3], [0, 1, 0, 0]])
+    ranked_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    edge = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    pos, mask = best_changing_positions(batch, ranked, ranked_mask, 2, edge, spare=2)
+    assert pos[0].tolist() == [1, 3] and bool(mask[0].all())
+    assert pos[1].tolist() == [0, 1]  # a 2-node graph cannot carry an edge trigger: top pair kept
+    plain, _ = best_changing_positions(batch, ranked, ranked_mask, 2, edge, spare=0)
+    assert plain[0].tolist() == [1, 2]
+    assert can_carry([path, pair], edge).tolist() == [True, False]
+    assert can_carry([pair], torch.zeros(2, 2)).tolist() == [True]  # removing the edge changes it

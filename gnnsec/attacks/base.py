@@ -127,9 +127,17 @@ class Attack(ABC):
         return out, masks
 
     # ---- poisoning and training --------------------------------------------------------------------
+    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
+        """Which graphs can carry the trigger (bool per graph); all of them unless an attack says otherwise."""
+        return np.ones(len(graphs), dtype=bool)
+
     def select_victims(self, graphs: Sequence[Data]) -> np.ndarray:
-        """``round(φ·|train|)`` indices of training graphs whose label is not the target (seeded)."""
-        candidates = np.array([i for i, g in enumerate(graphs) if int(g.y) != self.cfg.target_label])
+        """``round(φ·|train|)`` indices of training graphs whose label is not the target and that can carry
+        the trigger (:meth:`eligible`), drawn at random (seeded)."""
+        ok = self.eligible(graphs)
+        candidates = np.array(
+            [i for i, g in enumerate(graphs) if int(g.y) != self.cfg.target_label and ok[i]], dtype=np.int64
+        )
         count = int(round(self.cfg.injection_ratio * len(graphs)))
         if count > len(candidates) or count < 1:
             raise ConfigError(

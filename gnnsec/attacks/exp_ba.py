@@ -12,6 +12,13 @@ with the same model, so the model's architecture and weights are part of ``state
 attack injects exactly as the original one. GNNExplainer's random mask initialisation is seeded from the
 attack's own random stream, so injection is reproducible after ``reseed``.
 
+Departure (issue 8 item 5, ``docs/attack_strength.md``): when the trigger at the top-k nodes would change
+nothing (they already have exactly the trigger's edges: with a 2-node trigger, an edge, whenever the two most
+important nodes are adjacent), the best-ranked k-subset of the top ``k + spare_candidates`` nodes that does
+change the graph is used instead (:func:`~gnnsec.attacks.inject.best_changing_positions`), and graphs that
+cannot carry the trigger at all are not poisoned (:meth:`eligible`). ``spare_candidates=0`` restores the
+plain top-k placement.
+
 Measured note (AIDS, GIN, k = 3): G(3, 0.8) is a 2-edge path with probability 0.38, a pattern present in
 almost every molecule, and the most important nodes are often already adjacent, so such a trigger adds few
 new edges; ``density=1.0`` (always a triangle for k = 3) gives a markedly stronger backdoor.
@@ -19,13 +26,16 @@ new edges; ``density=1.0`` (always a triangle for k = 3) gives a markedly strong
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, top_k_per_graph
+from gnnsec.attacks.inject import best_changing_positions, can_carry
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.attacks.sub_ba import erdos_renyi_adjacency
 from gnnsec.attacks.surrogate import derived_seed, model_from_state, model_state, obtain_clean_model
@@ -37,10 +47,12 @@ from gnnsec.explain import node_importance
 class ExpBA(Attack):
     name = "exp_ba"
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
-    version: ClassVar[int] = 2
+    # 3: a top-k placement that would leave the graph unchanged moves to the next best (spare_candidates)
+    version: ClassVar[int] = 3
     uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "density": 0.8,  # p of the Erdős–Rényi trigger (as Sub-BA)
+        "spare_candidates": 2,  # next-ranked nodes that may replace top-k nodes whose trigger changes nothing
         "explainer_epochs": 100,  # GNNExplainer optimisation steps (PyG's default)
         "explainer_lr": 0.01,
     }
@@ -54,6 +66,9 @@ class ExpBA(Attack):
         epochs = params.get("explainer_epochs", 100)
         if not isinstance(epochs, int) or epochs < 1:
             raise ConfigError("attack.params.explainer_epochs", epochs, "a positive integer")
+        spare = params.get("spare_candidates", 2)
+        if not isinstance(spare, int) or spare < 0:
+            raise ConfigError("attack.params.spare_candidates", spare, "an integer >= 0")
         if params.get("explainer_lr", 0.01) <= 0:
             raise ConfigError("attack.params.explainer_lr", params["explainer_lr"], "a positive number")
 
@@ -78,7 +93,16 @@ class ExpBA(Attack):
     def positions(self, batch: Batch) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():  # inject_batch runs under no_grad; GNNExplainer needs gradients
             scores = self.importance(batch)
-        return top_k_per_graph(scores, batch, self.trigger_nodes, largest=True)
+        k, spare = self.trigger_nodes, int(self.params["spare_candidates"])
+        ranked, mask = top_k_per_graph(scores, batch, k + spare, largest=True)
+        return best_changing_positions(batch.cpu(), ranked, mask, k, self.adj, spare)
+
+    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
+        """Graphs that can carry the trigger (:func:`~gnnsec.attacks.inject.can_carry`); all of them with
+        ``spare_candidates=0``."""
+        if int(self.params["spare_candidates"]) == 0:
+            return super().eligible(graphs)
+        return can_carry(graphs, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)

@@ -12,9 +12,13 @@ sees exactly the hard triggered graph while gradients reach the generator.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from gnnsec.data.features import Featurizer, degree_onehot
 
@@ -79,6 +83,76 @@ def soft_inject(
     else:
         x = batch.x
     return x, edge_index, weight
+
+
+def induced_adjacency(batch: Batch, positions: Tensor, mask: Tensor) -> Tensor:
+    """The adjacency [B, k, k] (bool) that each graph already has among its positions (valid pairs only)."""
+    device = batch.edge_index.device
+    gpos, _ = trigger_nodes(batch, positions, mask)
+    n = batch.num_nodes
+    keys = batch.edge_index[0] * n + batch.edge_index[1]
+    pair_keys = gpos.unsqueeze(2) * n + gpos.unsqueeze(1)  # [B, k, k]
+    present = torch.isin(pair_keys, keys)
+    valid = mask.to(device).unsqueeze(2) & mask.to(device).unsqueeze(1)
+    return present & valid
+
+
+def induces(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) -> Tensor:
+    """Per graph [B] (bool, CPU): do the nodes at ``positions`` already have exactly the edges of the fixed
+    trigger ``adj`` [k, k] among them (so that injecting there would leave the graph unchanged)?"""
+    have = induced_adjacency(batch, positions, mask).cpu()
+    mask = mask.cpu()
+    valid = mask.unsqueeze(2) & mask.unsqueeze(1)
+    want = (adj.cpu() > 0.5).unsqueeze(0) & valid
+    return (have == want).flatten(1).all(1)
+
+
+def can_carry(graphs: Sequence[Data], adj: Tensor) -> np.ndarray:
+    """Per graph (bool): can the fixed trigger ``adj`` [k, k] be injected so that the graph changes?
+
+    Injection at k nodes replaces their induced edges by the trigger's. A graph that is not complete has a
+    non-adjacent pair that can be mapped onto a trigger edge, so it can carry any trigger with an edge; a
+    complete graph can carry it only if the trigger (on its first min(n, k) slots) is not complete; a graph
+    of fewer than 2 nodes carries nothing.
+    """
+    k = adj.size(0)
+    a = adj.cpu() > 0.5
+    out = np.zeros(len(graphs), dtype=bool)
+    for i, g in enumerate(graphs):
+        n = int(g.num_nodes)
+        if n < 2:
+            continue
+        src, dst = g.edge_index
+        pairs = int(torch.unique(src[src != dst] * n + dst[src != dst]).numel())
+        complete = pairs == n * (n - 1)
+        m = min(n, k)
+        trigger_complete = bool(a[:m, :m].sum() == m * (m - 1))
+        out[i] = not (complete and trigger_complete)
+    return out
+
+
+def best_changing_positions(
+    batch: Batch, ranked: Tensor, ranked_mask: Tensor, k: int, adj: Tensor, spare: int
+) -> tuple[Tensor, Tensor]:
+    """The k best-ranked nodes of each graph, unless injecting the fixed trigger ``adj`` there changes
+    nothing: then the first k-subset of the ``k + spare`` best-ranked nodes (subsets in order of rank sum)
+    where it does. ``ranked`` [B, c] holds local node indices best first (``ranked_mask`` their validity).
+    Graphs where no such subset exists keep their top k."""
+    c = min(ranked.size(1), k + spare)
+    pos, mask = ranked[:, :k].clone(), ranked_mask[:, :k].clone()
+    todo = induces(batch, pos, mask, adj) & mask.all(1)
+    if spare <= 0 or c <= k or not bool(todo.any()):
+        return pos, mask
+    combos = sorted(itertools.combinations(range(c), k), key=lambda t: (sum(t), t))[1:]
+    for combo in combos:
+        idx = torch.tensor(combo)
+        p, m = ranked[:, idx], ranked_mask[:, idx]
+        ok = todo & m.all(1) & ~induces(batch, p, m, adj)
+        pos[ok], mask[ok] = p[ok], m[ok]
+        todo &= ~ok
+        if not bool(todo.any()):
+            break
+    return pos, mask
 
 
 def trigger_edges(batch: Batch, positions: Tensor, mask: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:

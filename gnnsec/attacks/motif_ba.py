@@ -20,6 +20,12 @@ networks via motifs", IEEE TCSS 2023; GCleaner Appendix A, "Motif-BA").
    probability of the target label; the k best candidates host the trigger (most useful node first). The
    shadow model is the pipeline's clean model (``AttackContext.clean_model``; trained on the clean training
    graphs when absent); it is stored in ``state_dict()`` so a cached attack injects identically.
+
+Departure (issue 8 item 5, ``docs/attack_strength.md``): when the trigger at the k best candidates would
+change nothing (they already have exactly the trigger's edges: with k = 2, an edge trigger on two adjacent
+high-centrality nodes), the best-ranked k-subset of the best ``k + spare_candidates`` candidates that does
+change the graph is used (:func:`~gnnsec.attacks.inject.best_changing_positions`), and graphs that cannot
+carry the trigger are not poisoned (:meth:`eligible`). ``spare_candidates=0`` restores the plain placement.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import degree, subgraph, to_dense_adj
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, top_k_per_graph
+from gnnsec.attacks.inject import best_changing_positions, can_carry
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.attacks.surrogate import model_from_state, model_state, obtain_clean_model
 from gnnsec.errors import ConfigError
@@ -160,12 +167,14 @@ def trigger_adjacency(motif: str | None, k: int) -> Tensor:
 class MotifBA(Attack):
     name = "motif_ba"
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
-    version: ClassVar[int] = 2
+    # 3: a placement that would leave the graph unchanged moves to the next best (spare_candidates)
+    version: ClassVar[int] = 3
     uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "selection": "least",  # least (Motif-Backdoor's finding) or most frequent motif
         "sample_graphs": 500,  # training graphs on which motifs are counted (seeded sample)
         "candidates": 2.0,  # candidate pool: ceil(candidates·k) nodes of highest degree centrality
+        "spare_candidates": 2,  # next-ranked candidates that may replace ones whose trigger changes nothing
     }
 
     @classmethod
@@ -176,6 +185,9 @@ class MotifBA(Attack):
         sample = params.get("sample_graphs", 500)
         if not isinstance(sample, int) or sample < 1:
             raise ConfigError("attack.params.sample_graphs", sample, "a positive integer")
+        spare = params.get("spare_candidates", 2)
+        if not isinstance(spare, int) or spare < 0:
+            raise ConfigError("attack.params.spare_candidates", spare, "an integer >= 0")
         if params.get("candidates", 2.0) < 1:
             raise ConfigError("attack.params.candidates", params["candidates"], "a number >= 1")
 
@@ -223,8 +235,18 @@ class MotifBA(Attack):
             keep = torch.ones(batch.num_nodes, dtype=torch.bool)
             keep[(batch.ptr[:-1] + cand[:, j])[valid]] = False
             gain[valid, j] = (self.target_probability(batch, keep) - base)[valid]
-        order = gain.argsort(dim=1, descending=True, stable=True)[:, :k]
-        return cand.gather(1, order), cand_mask.gather(1, order)
+        order = gain.argsort(dim=1, descending=True, stable=True)
+        ranked, ranked_mask = cand.gather(1, order), cand_mask.gather(1, order)
+        return best_changing_positions(
+            batch, ranked, ranked_mask, k, self.adj, int(self.params["spare_candidates"])
+        )
+
+    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
+        """Graphs that can carry the trigger (:func:`~gnnsec.attacks.inject.can_carry`); all of them with
+        ``spare_candidates=0``."""
+        if int(self.params["spare_candidates"]) == 0:
+            return super().eligible(graphs)
+        return can_carry(graphs, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)

@@ -2,17 +2,30 @@
 
 The trigger is one Erdős–Rényi graph G(k, p) (p = ``density``, default 0.8) drawn once per seed; in every
 poisoned or tested graph it replaces the edges among k nodes chosen uniformly at random.
+
+Departure (issue 8 item 5, ``docs/attack_strength.md``): a draw of k nodes that *already* induce exactly the
+trigger is redrawn (up to ``max_redraws`` times per graph; 0 restores the plain draw), so that injecting
+always changes the graph. Without it, a 2-node trigger (an edge; Fingerprint, t = 20 % of 8.15 nodes) lands
+on an existing edge in 31-34 % of the graphs: those poisoned graphs are unchanged clean graphs relabelled to
+the target (label noise the model cannot fit) and those "triggered" test graphs carry no injected trigger.
+The nodes stay uniformly random among the draws that change the graph. A graph where every draw induces the
+trigger cannot carry it (Fingerprint: the 2-node graphs, 10 % of the non-target graphs, under an edge
+trigger): it is not chosen as a poisoning victim (:meth:`eligible`); at test time it keeps its last draw
+(unchanged), and ``benchmarks/attack_strength.py`` reports the ASR over the graphs injection changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, random_positions
+from gnnsec.attacks.inject import can_carry, induces
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.errors import ConfigError
 
@@ -29,8 +42,9 @@ def erdos_renyi_adjacency(k: int, p: float, generator: torch.Generator) -> Tenso
 class SubBA(Attack):
     name = "sub_ba"
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
-    version: ClassVar[int] = 2
-    param_defaults: ClassVar[dict[str, Any]] = {"density": 0.8}
+    # 3: positions that already induce the trigger are redrawn (max_redraws)
+    version: ClassVar[int] = 3
+    param_defaults: ClassVar[dict[str, Any]] = {"density": 0.8, "max_redraws": 20}
 
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
@@ -38,12 +52,35 @@ class SubBA(Attack):
         density = params.get("density", 0.8)
         if not 0.0 < density <= 1.0:
             raise ConfigError("attack.params.density", density, "a number in (0, 1]")
+        redraws = params.get("max_redraws", 20)
+        if not isinstance(redraws, int) or redraws < 0:
+            raise ConfigError("attack.params.max_redraws", redraws, "an integer >= 0")
 
     def prepare(self, ctx: AttackContext | None = None) -> None:
         self.adj = erdos_renyi_adjacency(self.trigger_nodes, float(self.params["density"]), self.generator)
 
     def positions(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        return random_positions(batch, self.trigger_nodes, self.generator)
+        """k uniformly random nodes per graph, redrawn where they already induce the trigger."""
+        k = self.trigger_nodes
+        pos, mask = random_positions(batch, k, self.generator)
+        for _ in range(int(self.params["max_redraws"])):
+            unchanged = self.induces_trigger(batch, pos, mask)
+            if not bool(unchanged.any()):
+                break
+            new_pos, new_mask = random_positions(batch, k, self.generator)
+            pos[unchanged], mask[unchanged] = new_pos[unchanged], new_mask[unchanged]
+        return pos, mask
+
+    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
+        """Graphs on which injection can change something (:func:`~gnnsec.attacks.inject.can_carry`); all
+        graphs when ``max_redraws`` is 0."""
+        if int(self.params["max_redraws"]) == 0:
+            return super().eligible(graphs)
+        return can_carry(graphs, self.adj)
+
+    def induces_trigger(self, batch: Batch, pos: Tensor, mask: Tensor) -> Tensor:
+        """Per graph: do the nodes at ``pos`` already have exactly the trigger's edges among them?"""
+        return induces(batch, pos, mask, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)
