@@ -84,3 +84,19 @@ def path_graph(n: int, y: int = 0, dim: int = 3) -> Data:
     src = torch.arange(n - 1)
     edge_index = torch.cat([torch.stack([src, src + 1]), torch.stack([src + 1, src])], 1)
     return Data(x=torch.randn(n, dim), edge_index=edge_index, y=torch.tensor([y]), num_nodes=n)
+
+
+def aids_small_config(tmp: Path, attack: str, seed: int, defense_params: dict | None = None):  # noqa: ANN201
+    """AIDS, a small GIN (hidden 32, 20 epochs), ``attack``, GCleaner (its defaults unless
+    ``defense_params``); one seed everywhere. Shared by the GCleaner end-to-end tests."""
+    from gnnsec.config import TrialConfig
+
+    return TrialConfig.from_dict(
+        {
+            "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
+            "model": {"name": "GIN", "hidden": 32},
+            "train": {"epochs": 20, "step_size": 20, "seed": seed},
+            "attack": {"name": attack, "seed": seed},
+            "defense": {"name": "gcleaner", "seed": seed, "params": dict(defense_params or {})},
+        }
+    )

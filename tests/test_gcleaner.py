@@ -7,14 +7,13 @@ import dataclasses
 import inspect
 import logging
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
 from gnnsec.attacks.inject import binarize, replace_subgraph, soft_inject
-from gnnsec.config import DefenseConfig, TrialConfig
+from gnnsec.config import DefenseConfig
 from gnnsec.data.features import Featurizer, degree_onehot
 from gnnsec.defenses import DefenderData
 from gnnsec.defenses.gcleaner import GCleaner, GCleanerParams
@@ -28,7 +27,7 @@ from gnnsec.defenses.gcleaner.unlearning import unlearning_loss
 from gnnsec.errors import ConfigError
 from gnnsec.explain import HEATMAPS, NODE_EXPLAINERS
 from gnnsec.models import build_graph_model
-from tests.conftest import require_dataset
+from tests.conftest import aids_small_config, require_dataset
 
 CAP = 6
 
@@ -168,19 +167,6 @@ def test_heatmap_loss_trains_the_student(toy, model_name: str) -> None:
 SEEDS = (0, 1, 2)
 
 
-def _aids_small_config(tmp: Path, attack: str, seed: int) -> TrialConfig:
-    """AIDS, a small GIN (hidden 32, 20 epochs), ``attack``, GCleaner with its defaults; one seed everywhere."""
-    return TrialConfig.from_dict(
-        {
-            "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
-            "model": {"name": "GIN", "hidden": 32},
-            "train": {"epochs": 20, "step_size": 20, "seed": seed},
-            "attack": {"name": attack, "seed": seed},
-            "defense": {"name": "gcleaner", "seed": seed},  # the defaults
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def aids_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # noqa: ANN001
     """GCleaner (defaults) against Sub-BA on AIDS for three seeds, and each seed's never-poisoned model given
@@ -196,7 +182,7 @@ def aids_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  
     cache = ArtifactCache(tmp / "artifacts")
     runs = []
     for seed in SEEDS:
-        cfg = _aids_small_config(tmp, "sub_ba", seed)
+        cfg = aids_small_config(tmp, "sub_ba", seed)
         m = dict(run_trial(cfg, cache).metrics)
         ds = load_graph_dataset(cfg.data)
         split = ds.split(cfg.data)
@@ -266,7 +252,7 @@ def aids_gta_runs(mirror, tmp_path_factory: pytest.TempPathFactory) -> list[dict
     cache = ArtifactCache(tmp / "artifacts")
     runs = []
     for seed in SEEDS:
-        runs.append(dict(run_trial(_aids_small_config(tmp, "gta", seed), cache).metrics))
+        runs.append(dict(run_trial(aids_small_config(tmp, "gta", seed), cache).metrics))
     return runs
 
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from gnnsec.config import DefenseConfig, TrialConfig
+from gnnsec.config import DefenseConfig
 from gnnsec.data.features import Featurizer
 from gnnsec.defenses import DefenderData
 from gnnsec.defenses.gcleaner import GCleaner, GCleanerParams, crossfit
 from gnnsec.models import build_graph_model
-from tests.conftest import require_dataset
+from tests.conftest import aids_small_config, require_dataset
 from tests.test_gcleaner import CAP, random_graph
 
 FAST = {"recovery_explainer": "random", "recovery_epochs": 2, "restarts": 1, "teacher_epochs": 1}
@@ -153,18 +153,6 @@ def test_when_no_cross_fitted_epoch_passes_the_input_model_comes_back(toy, monke
 SEEDS = (0, 1, 2)
 
 
-def _aids_small(tmp: Path, seed: int, params: dict) -> TrialConfig:
-    return TrialConfig.from_dict(
-        {
-            "data": {"dataset": "AIDS", "root": str(tmp / "data"), "split_seed": seed},
-            "model": {"name": "GIN", "hidden": 32},
-            "train": {"epochs": 20, "step_size": 20, "seed": seed},
-            "attack": {"name": "sub_ba", "seed": seed},
-            "defense": {"name": "gcleaner", "seed": seed, "params": params},
-        }
-    )
-
-
 @pytest.mark.slow
 def test_the_cross_fitted_guard_refuses_a_harmful_schedule_on_aids(mirror, tmp_path: Path) -> None:  # noqa: ANN001
     """Unlearning at a learning rate far too large (Adam 0.3, no retries) wrecks the student; the
@@ -177,7 +165,7 @@ def test_the_cross_fitted_guard_refuses_a_harmful_schedule_on_aids(mirror, tmp_p
     cache = ArtifactCache(tmp_path / "artifacts")
     runs = []
     for seed in SEEDS:
-        cfg = _aids_small(tmp_path, seed, {"lr": 0.3, "lr_retries": 0, "guard_folds": 5})
+        cfg = aids_small_config(tmp_path, "sub_ba", seed, {"lr": 0.3, "lr_retries": 0, "guard_folds": 5})
         runs.append(dict(run_trial(cfg, cache).metrics))
     ctx = [{k: r[k] for k in ("backdoor_acc", "defended_acc", "defense_returned_input")} for r in runs]
     drop = [r["backdoor_acc"] - r["defended_acc"] for r in runs]
