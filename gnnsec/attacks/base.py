@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from gnnsec.attacks.inject import can_carry
 from gnnsec.config import AttackConfig, TrainConfig
 from gnnsec.data.features import Featurizer
 from gnnsec.errors import ConfigError
@@ -127,9 +128,16 @@ class Attack(ABC):
         return out, masks
 
     # ---- poisoning and training --------------------------------------------------------------------
+    # The setting that keeps a fixed trigger (``self.adj``) off placements where it changes nothing; 0 turns
+    # that off (the plain placement). None: the attack has no such guard (e.g. GTA's generated triggers).
+    no_op_guard: ClassVar[str | None] = None
+
     def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
-        """Which graphs can carry the trigger (bool per graph); all of them unless an attack says otherwise."""
-        return np.ones(len(graphs), dtype=bool)
+        """Which graphs can carry the trigger (bool per graph): with a no-op guard, those where injecting the
+        fixed trigger changes something (:func:`~gnnsec.attacks.inject.can_carry`); otherwise all of them."""
+        if self.no_op_guard is None or int(self.params[self.no_op_guard]) == 0:
+            return np.ones(len(graphs), dtype=bool)
+        return can_carry(graphs, self.adj)
 
     def select_victims(self, graphs: Sequence[Data]) -> np.ndarray:
         """``round(φ·|train|)`` indices of training graphs whose label is not the target and that can carry

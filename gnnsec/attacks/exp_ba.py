@@ -26,16 +26,14 @@ new edges; ``density=1.0`` (always a triangle for k = 3) gives a markedly strong
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, top_k_per_graph
-from gnnsec.attacks.inject import best_changing_positions, can_carry
+from gnnsec.attacks.inject import best_changing_positions
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.attacks.sub_ba import erdos_renyi_adjacency
 from gnnsec.attacks.surrogate import derived_seed, model_from_state, model_state, obtain_clean_model
@@ -49,6 +47,7 @@ class ExpBA(Attack):
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
     # 3: a top-k placement that would leave the graph unchanged moves to the next best (spare_candidates)
     version: ClassVar[int] = 3
+    no_op_guard: ClassVar[str | None] = "spare_candidates"
     uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "density": 0.8,  # p of the Erdős–Rényi trigger (as Sub-BA)
@@ -96,13 +95,6 @@ class ExpBA(Attack):
         k, spare = self.trigger_nodes, int(self.params["spare_candidates"])
         ranked, mask = top_k_per_graph(scores, batch, k + spare, largest=True)
         return best_changing_positions(batch.cpu(), ranked, mask, k, self.adj, spare)
-
-    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
-        """Graphs that can carry the trigger (:func:`~gnnsec.attacks.inject.can_carry`); all of them with
-        ``spare_candidates=0``."""
-        if int(self.params["spare_candidates"]) == 0:
-            return super().eligible(graphs)
-        return can_carry(graphs, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)

@@ -42,7 +42,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import degree, subgraph, to_dense_adj
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, top_k_per_graph
-from gnnsec.attacks.inject import best_changing_positions, can_carry
+from gnnsec.attacks.inject import best_changing_positions
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.attacks.surrogate import model_from_state, model_state, obtain_clean_model
 from gnnsec.errors import ConfigError
@@ -169,6 +169,7 @@ class MotifBA(Attack):
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
     # 3: a placement that would leave the graph unchanged moves to the next best (spare_candidates)
     version: ClassVar[int] = 3
+    no_op_guard: ClassVar[str | None] = "spare_candidates"
     uses_clean_model: ClassVar[bool] = True
     param_defaults: ClassVar[dict[str, Any]] = {
         "selection": "least",  # least (Motif-Backdoor's finding) or most frequent motif
@@ -240,13 +241,6 @@ class MotifBA(Attack):
         return best_changing_positions(
             batch, ranked, ranked_mask, k, self.adj, int(self.params["spare_candidates"])
         )
-
-    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
-        """Graphs that can carry the trigger (:func:`~gnnsec.attacks.inject.can_carry`); all of them with
-        ``spare_candidates=0``."""
-        if int(self.params["spare_candidates"]) == 0:
-            return super().eligible(graphs)
-        return can_carry(graphs, self.adj)
 
     def trigger(self, batch: Batch, positions: Tensor, mask: Tensor) -> Trigger:
         return Trigger(self.adj)

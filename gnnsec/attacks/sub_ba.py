@@ -16,16 +16,14 @@ trigger): it is not chosen as a poisoning victim (:meth:`eligible`); at test tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
 from gnnsec.attacks.base import Attack, AttackContext, Trigger, random_positions
-from gnnsec.attacks.inject import can_carry, induces
+from gnnsec.attacks.inject import induces
 from gnnsec.attacks.registry import ATTACKS
 from gnnsec.errors import ConfigError
 
@@ -44,6 +42,7 @@ class SubBA(Attack):
     # 2: the adaptive variant (α > 0) penalises logits and embeddings over a poisoned-graph buffer
     # 3: positions that already induce the trigger are redrawn (max_redraws)
     version: ClassVar[int] = 3
+    no_op_guard: ClassVar[str | None] = "max_redraws"
     param_defaults: ClassVar[dict[str, Any]] = {"density": 0.8, "max_redraws": 20}
 
     @classmethod
@@ -70,13 +69,6 @@ class SubBA(Attack):
             new_pos, new_mask = random_positions(batch, k, self.generator)
             pos[unchanged], mask[unchanged] = new_pos[unchanged], new_mask[unchanged]
         return pos, mask
-
-    def eligible(self, graphs: Sequence[Data]) -> np.ndarray:
-        """Graphs on which injection can change something (:func:`~gnnsec.attacks.inject.can_carry`); all
-        graphs when ``max_redraws`` is 0."""
-        if int(self.params["max_redraws"]) == 0:
-            return super().eligible(graphs)
-        return can_carry(graphs, self.adj)
 
     def induces_trigger(self, batch: Batch, pos: Tensor, mask: Tensor) -> Tensor:
         """Per graph: do the nodes at ``pos`` already have exactly the trigger's edges among them?"""
