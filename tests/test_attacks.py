@@ -350,6 +350,8 @@ def test_motif_selection_and_trigger_shape() -> None:
         ("exp_ba", {"density": 0.0}),
         ("sub_ba", {"max_redraws": -1}),
         ("sub_ba", {"max_redraws": 2.5}),
+        ("exp_ba", {"spare_candidates": -1}),
+        ("motif_ba", {"spare_candidates": True}),
         ("motif_ba", {"selection": "rare"}),
         ("motif_ba", {"unknown": 1}),
     ],

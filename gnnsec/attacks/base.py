@@ -80,6 +80,11 @@ class Attack(ABC):
             numeric_default = isinstance(default, int | float) and not isinstance(default, bool)
             if numeric_default and (not isinstance(value, int | float) or isinstance(value, bool)):
                 raise ConfigError(f"attack.params.{key}", value, f"a number like {default}")
+        guard = cls.no_op_guard
+        if guard is not None:
+            count = params.get(guard, cls.param_defaults[guard])
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ConfigError(f"attack.params.{guard}", count, "an integer >= 0")
 
     @property
     def trigger_nodes(self) -> int:

@@ -65,9 +65,6 @@ class ExpBA(Attack):
         epochs = params.get("explainer_epochs", 100)
         if not isinstance(epochs, int) or epochs < 1:
             raise ConfigError("attack.params.explainer_epochs", epochs, "a positive integer")
-        spare = params.get("spare_candidates", 2)
-        if not isinstance(spare, int) or spare < 0:
-            raise ConfigError("attack.params.spare_candidates", spare, "an integer >= 0")
         if params.get("explainer_lr", 0.01) <= 0:
             raise ConfigError("attack.params.explainer_lr", params["explainer_lr"], "a positive number")
 

@@ -186,9 +186,6 @@ class MotifBA(Attack):
         sample = params.get("sample_graphs", 500)
         if not isinstance(sample, int) or sample < 1:
             raise ConfigError("attack.params.sample_graphs", sample, "a positive integer")
-        spare = params.get("spare_candidates", 2)
-        if not isinstance(spare, int) or spare < 0:
-            raise ConfigError("attack.params.spare_candidates", spare, "an integer >= 0")
         if params.get("candidates", 2.0) < 1:
             raise ConfigError("attack.params.candidates", params["candidates"], "a number >= 1")
 

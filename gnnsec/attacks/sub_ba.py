@@ -51,9 +51,6 @@ class SubBA(Attack):
         density = params.get("density", 0.8)
         if not 0.0 < density <= 1.0:
             raise ConfigError("attack.params.density", density, "a number in (0, 1]")
-        redraws = params.get("max_redraws", 20)
-        if not isinstance(redraws, int) or redraws < 0:
-            raise ConfigError("attack.params.max_redraws", redraws, "an integer >= 0")
 
     def prepare(self, ctx: AttackContext | None = None) -> None:
         self.adj = erdos_renyi_adjacency(self.trigger_nodes, float(self.params["density"]), self.generator)
