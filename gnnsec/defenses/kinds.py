@@ -29,7 +29,7 @@ from torch_geometric.data import Data
 from gnnsec.config import TrainConfig
 from gnnsec.data.features import Featurizer
 from gnnsec.defenses.base import DefenseMethod
-from gnnsec.models.graph import ModelOutput
+from gnnsec.models.graph import LogitsModule
 
 #: the only attributes a training-time defense sees on a graph
 PLAIN_KEYS = ("x", "edge_index", "y", "x_native")
@@ -99,7 +99,7 @@ class TrainingDefense(DefenseMethod, ABC):
         return model
 
 
-class InferenceWrapper(nn.Module):
+class InferenceWrapper(LogitsModule):
     """A trained classifier behind an input transformation or a vote, with the classifier's interface.
 
     Subclasses implement :meth:`forward_full`; randomness comes from a generator re-seeded with ``seed``
@@ -114,21 +114,6 @@ class InferenceWrapper(nn.Module):
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.seed))
-
-    def forward_full(
-        self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None, edge_weight: Tensor | None = None
-    ) -> ModelOutput:
-        raise NotImplementedError
-
-    def forward(
-        self,
-        x: Tensor,
-        edge_index: Tensor,
-        batch: Tensor | None = None,
-        edge_weight: Tensor | None = None,
-        **_: object,
-    ) -> Tensor:
-        return self.forward_full(x, edge_index, batch, edge_weight).logits
 
     def classify_embedding(self, emb: Tensor) -> Tensor:
         return self.inner.classify_embedding(emb)

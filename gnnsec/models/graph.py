@@ -29,7 +29,27 @@ class ModelOutput:
     node_activations: list[Tensor]  # one [num_nodes, hidden] tensor per message-passing layer
 
 
-class GraphClassifier(nn.Module):
+class LogitsModule(nn.Module):
+    """A graph classifier's interface: :meth:`forward_full` gives logits, readout and layer activations;
+    ``forward`` (what PyG's explainers and the evaluation call) gives the logits alone."""
+
+    def forward_full(
+        self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None, edge_weight: Tensor | None = None
+    ) -> ModelOutput:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        batch: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+        **_: object,
+    ) -> Tensor:
+        return self.forward_full(x, edge_index, batch, edge_weight).logits
+
+
+class GraphClassifier(LogitsModule):
     """Stack of message-passing layers (ReLU), readout, then a two-layer MLP classifier."""
 
     default_pooling = "mean"
@@ -71,16 +91,6 @@ class GraphClassifier(nn.Module):
             acts.append(h)
         emb = POOLS[self.pooling](h, batch)
         return ModelOutput(self.head(emb), emb, acts)
-
-    def forward(
-        self,
-        x: Tensor,
-        edge_index: Tensor,
-        batch: Tensor | None = None,
-        edge_weight: Tensor | None = None,
-        **_: object,
-    ) -> Tensor:
-        return self.forward_full(x, edge_index, batch, edge_weight).logits
 
     def classify_embedding(self, emb: Tensor) -> Tensor:
         return self.head(emb)
