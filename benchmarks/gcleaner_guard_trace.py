@@ -44,7 +44,7 @@ _RECOVERY_KEYS = (
 
 
 def _memo_recover(key: tuple) -> Any:
-    inner = gdefense.recover
+    inner = gdefense.recover_by_size
 
     def recover(*a: Any, **kw: Any) -> Any:
         if key not in _RECOVERY_MEMO:
@@ -89,14 +89,14 @@ def trace(dataset: str, attack_name: str, seed: int, sets: list[str], cache: Art
 
     defense.on_epoch = hook
     gdefense.unlearn = unlearn_spy
-    inner_recover = gdefense.recover
-    gdefense.recover = _memo_recover(rec_key)
+    inner_recover = gdefense.recover_by_size
+    gdefense.recover_by_size = _memo_recover(rec_key)
     t0 = time.perf_counter()
     try:
         out = defense.defend(model, DefenderData(ds.subset(split.holding), ds.num_classes, ds.featurizer))
     finally:
         gdefense.unlearn = inner
-        gdefense.recover = inner_recover
+        gdefense.recover_by_size = inner_recover
     res = {
         "dataset": dataset,
         "attack": attack_name,

@@ -3,6 +3,7 @@
 - :mod:`.params`: the settings (``defense.params``) and their validation.
 - :mod:`.recovery`: trigger recovery via an explainer and a generator (section 4.3, Eq. 5-8).
 - :mod:`.unlearning`: distillation-based unlearning with the heatmap loss (section 4.4, Eq. 9-14).
+- :mod:`.sizes`: optional per-class search over trigger sizes (``n_search``; off by default).
 - :mod:`.defense`: the registered ``"gcleaner"`` defense that composes them.
 
 Where this implementation departs from the paper or the authors' code, and why:
@@ -24,6 +25,10 @@ Where this implementation departs from the paper or the authors' code, and why:
   classes it is undefined). The verdict and the per-class evidence are in the outcome's metrics
   (``backdoor_believed``, ``believed_class``, ``class<c>_flip``). ``class_weight = 0`` is the paper's
   class-agnostic recovery.
+  With ``n_search`` (e.g. ``"2,3"``) recovery also runs at those smaller sizes and keeps, per class, the
+  smallest trigger whose held-out flip reaches ``detect_flip`` (Neural Cleanse's minimal trigger, size in
+  nodes); detection reads each class's best flip over the sizes. Off by default: on the development cells
+  it lost on the protocol's objective (``docs/gcleaner_protocol.md``).
 - Do no harm: when no class stands out, or when no unlearning epoch passes the guard (validation accuracy
   within a tolerance of at least one validation graph, validation flip rate, class balance, never a
   one-class model), the input model is returned unchanged

@@ -48,13 +48,13 @@ from torch_geometric.data import Data
 from gnnsec.defenses.base import DefenderData, Defense, DefenseOutcome
 from gnnsec.defenses.gcleaner.crossfit import choose_schedule, fold_count, input_signals
 from gnnsec.defenses.gcleaner.params import DEFAULTS, GCleanerParams, validate
-from gnnsec.defenses.gcleaner.recovery import recover
 from gnnsec.defenses.gcleaner.signals import (
     flip_rate,
     prediction_signals,
     trigger_prob,
     true_class_prob,
 )
+from gnnsec.defenses.gcleaner.sizes import recover_by_size
 from gnnsec.defenses.gcleaner.unlearning import EarlyStop, make_teacher, unlearn
 from gnnsec.defenses.labels import pseudo_labelled
 from gnnsec.defenses.registry import DEFENSES
@@ -119,7 +119,7 @@ class GCleaner(Defense):
         metrics["val_soft_acc_before"] = true_class_prob(model, guard_graphs)
 
         t0 = time.perf_counter()
-        rec = recover(model, fit_graphs, clean.featurizer, k, p, seed, val_graphs)
+        rec = recover_by_size(model, fit_graphs, clean.featurizer, k, p, seed, val_graphs)
         metrics["recovery_seconds"] = time.perf_counter() - t0
         target = rec.target  # the defender's estimate of the backdoor's class (never the real one)
         metrics.update(
@@ -133,12 +133,14 @@ class GCleaner(Defense):
                 "recovery_own_similarity": rec.chosen.similarity,
                 "recovery_loss": rec.chosen.loss,
                 "chosen_restart": float(rec.chosen.restart),
+                "recovery_n": float(rec.sizes.get(target, p.n)),
             }
         )
         for e in rec.evidence:
             metrics[f"class{e.cls}_flip"] = e.flip
             metrics[f"class{e.cls}_fit_flip"] = e.fit_flip
             metrics[f"class{e.cls}_similarity"] = e.similarity
+            metrics[f"class{e.cls}_n"] = float(rec.sizes.get(e.cls, p.n))
         injector = rec.trigger.inject
         if not rec.believed and p.require_detection:
             metrics["val_acc_after"] = metrics["val_acc_before"]

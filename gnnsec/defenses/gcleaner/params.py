@@ -26,6 +26,9 @@ class GCleanerParams:
     # ---- trigger recovery (section 4.3, Eq. 6-8) ----
     recovery_explainer: str = "gnnexplainer"  # any NODE_EXPLAINERS name: where the trigger goes
     n: int = 5  # trigger nodes (Table 8: 1..7; 3 cannot reach some AIDS Sub-BA backdoors, see the protocol)
+    # smaller trigger sizes also tried, comma-separated (e.g. "2,3"): per class the smallest size whose
+    # held-out flip reaches detect_flip is kept (sizes.py); "" = only n
+    n_search: str = ""
     threshold: float = 0.9  # T of Eq. 8: hinge on the pairwise cosine similarity
     similarity_on: str = "logits"  # F(G) of Eq. 7: the model's output (logits) or its readout embedding
     recovery_epochs: int = 20
@@ -148,6 +151,12 @@ def _choices(key: str) -> list[str] | tuple[str, ...] | None:
     }.get(key)
 
 
+def _check_sizes(value: str) -> None:
+    parts = [s for s in value.replace(" ", "").split(",") if s]
+    if not all(s.isdigit() and 1 <= int(s) <= 7 for s in parts):
+        raise ConfigError(_field("n_search"), value, "comma-separated trigger sizes in [1, 7], e.g. '2,3'")
+
+
 def validate(raw: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` (field, value, choices) for the first bad key or value of ``raw``."""
     for key, value in canonical_keys(raw).items():
@@ -169,6 +178,8 @@ def validate(raw: dict[str, Any]) -> None:
                 choices is not None and value.lower() not in [c.lower() for c in choices]
             ):
                 raise ConfigError(_field(key), value, choices)
+        if key == "n_search":
+            _check_sizes(value)
         if key in _BOUNDS:
             lo, hi = _BOUNDS[key]
             if (lo is not None and value < lo) or (hi is not None and value > hi):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -213,6 +213,8 @@ class RecoveryResult:
     restarts: list[dict[str, float]]
     placement: Placement  # of the fit graphs
     val_placement: Placement | None  # of the validation graphs
+    triggers: dict[int, RecoveredTrigger] = field(default_factory=dict)  # every class's trigger
+    sizes: dict[int, int] = field(default_factory=dict)  # trigger size n per class (sizes.py)
 
     @property
     def chosen(self) -> ClassEvidence:
@@ -392,13 +394,7 @@ def recover(
             triggers[k] = trig
     if not evidence:
         raise ValueError("trigger recovery needs at least 2 clean graphs outside some class")
-    flips = torch.tensor([e.flip for e in evidence])
-    top = int(flips.argmax())
-    target = evidence[top].cls
-    others = torch.cat([flips[:top], flips[top + 1 :]])
-    gap = float(flips[top] - others.median()) if len(others) else float(flips[top])
-    anomaly = anomaly_index(flips, top)
-    believed = bool(flips[top] >= p.detect_flip and gap >= p.detect_gap)
+    target, believed, gap, anomaly = verdict(evidence, p)
     for e in evidence:
         log.info(
             "class %d evidence: flip %.3f on %d %s graphs (fit flip %.3f, similarity %.3f)",
@@ -414,10 +410,24 @@ def recover(
         "gap >= %.2f)",
         "backdoored" if believed else "no backdoor found",
         target,
-        float(flips[top]),
+        max(e.flip for e in evidence),
         gap,
         anomaly,
         p.detect_flip,
         p.detect_gap,
     )
-    return RecoveryResult(triggers[target], target, believed, gap, anomaly, evidence, rows, place, val_place)
+    sizes = {e.cls: p.n for e in evidence}
+    return RecoveryResult(
+        triggers[target], target, believed, gap, anomaly, evidence, rows, place, val_place, triggers, sizes
+    )
+
+
+def verdict(evidence: Sequence[ClassEvidence], p: GCleanerParams) -> tuple[int, bool, float, float]:
+    """The outlier class of the per-class flip rates, whether it stands out (flip >= ``detect_flip`` and
+    gap to the median of the other classes >= ``detect_gap``), the gap and the MAD anomaly index."""
+    flips = torch.tensor([e.flip for e in evidence])
+    top = int(flips.argmax())
+    others = torch.cat([flips[:top], flips[top + 1 :]])
+    gap = float(flips[top] - others.median()) if len(others) else float(flips[top])
+    believed = bool(flips[top] >= p.detect_flip and gap >= p.detect_gap)
+    return evidence[top].cls, believed, gap, anomaly_index(flips, top)
