@@ -17,12 +17,8 @@ from gnnsec.config import DefenseConfig
 from gnnsec.data.features import Featurizer, degree_onehot
 from gnnsec.defenses import DefenderData
 from gnnsec.defenses.gcleaner import GCleaner, GCleanerParams
-from gnnsec.defenses.gcleaner.recovery import (
-    Placement,
-    TriggerGenerator,
-    selected_features,
-    similarity_hinge,
-)
+from gnnsec.defenses.gcleaner.recovery import similarity_hinge
+from gnnsec.defenses.gcleaner.trigger import Placement, TriggerGenerator, selected_features
 from gnnsec.defenses.gcleaner.unlearning import unlearning_loss
 from gnnsec.errors import ConfigError
 from gnnsec.explain import HEATMAPS, NODE_EXPLAINERS
