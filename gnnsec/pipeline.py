@@ -278,10 +278,10 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
     res = TrialResult(config=cfg.to_dict())
     m = res.metrics
     t_start = time.perf_counter()
-    child = pipeline_clean.start(cfg, cache)  # the clean model in a child process, when asked and useful
     ds = load_graph_dataset(cfg.data)
     split = ds.split(cfg.data)
     test = ds.subset(split.test)
+    child = pipeline_clean.start(cfg, cache, ds, split)  # the clean model in a child process, if asked
     m.update(
         {
             "n_graphs": len(ds.graphs),

@@ -1,12 +1,12 @@
 """The clean model (needed only for the clean-model floor) trained concurrently with the backdoored one.
 
 With ``attack.clean_concurrent = true`` and an attack that does not use the clean model (not Exp-BA /
-Motif-BA, which explain with it before poisoning), :func:`start` spawns one child process that loads the
-dataset and trains the clean model into the artifact cache while the parent poisons and trains the
-backdoored model; the parent then :func:`wait` s for the child and reads the model from the cache as if a
-previous trial had built it. The child runs the very code of the sequential path
-(:func:`gnnsec.pipeline.clean_model`, seeded by ``train.seed``, with the parent's number of intra-op
-threads), so the model and every metric are the same as sequentially (tests/test_pipeline_clean.py).
+Motif-BA, which explain with it before poisoning), :func:`start` starts one child process that trains the
+clean model into the artifact cache while the parent poisons and trains the backdoored model; the parent
+then :func:`wait` s for the child and reads the model from the cache as if a previous trial had built it.
+The child runs the very code of the sequential path (:func:`gnnsec.pipeline.clean_model`, seeded by
+``train.seed``, with the parent's number of intra-op threads), so the model and every metric are the same
+as sequentially (``tests/test_fast_paths_identical.py``, forked and spawned child).
 
 It takes a second CPU: a trial that sets it should be allotted two (Ray Tune trials get one by default,
 so the default ``false`` never oversubscribes). When the model is already cached, the attack needs it, or
@@ -26,6 +26,8 @@ import torch
 from gnnsec import artifact_keys
 from gnnsec.cache import ArtifactCache
 from gnnsec.config import TrialConfig
+from gnnsec.data.loading import GraphDataset
+from gnnsec.data.splits import GraphSplit
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,24 @@ def wanted(cfg: TrialConfig, cache: ArtifactCache) -> bool:
     return not (cache.path("clean", artifact_keys.clean_spec(cfg)) / "meta.json").is_file()
 
 
-def start(cfg: TrialConfig, cache: ArtifactCache) -> BaseProcess | None:
-    """Spawn the child that trains the clean model into ``cache`` (None: not wanted or not possible)."""
+def start(cfg: TrialConfig, cache: ArtifactCache, ds: GraphDataset, split: GraphSplit) -> BaseProcess | None:
+    """Start the child that trains the clean model into ``cache`` (None: not wanted or not possible).
+
+    With one intra-op thread the child is forked: it starts with this process's modules and dataset
+    (no second interpreter start, imports and load: ~6 CPU-s on AIDS). With more threads it is spawned
+    (a fresh interpreter that loads the dataset itself): OpenMP's thread pool does not survive a fork."""
     if not wanted(cfg, cache):
         return None
-    proc = mp.get_context("spawn").Process(
-        target=_train_clean,
-        args=(cfg.to_dict(), str(cache.root), torch.get_num_threads()),
+    threads = torch.get_num_threads()
+    if threads == 1 and "fork" in mp.get_all_start_methods():
+        target, args = _train_forked, (cfg, ds, split, str(cache.root))
+        ctx = mp.get_context("fork")
+    else:
+        target, args = _train_clean, (cfg.to_dict(), str(cache.root), threads)
+        ctx = mp.get_context("spawn")
+    proc = ctx.Process(
+        target=target,
+        args=args,
         name="gnnsec-clean-model",
         daemon=True,  # ends with the trial's process (the cache's writes are atomic)
     )
@@ -65,6 +78,13 @@ def wait(proc: BaseProcess | None) -> None:
     proc.join()
     if proc.exitcode != 0:
         log.warning("the clean-model process exited with %s; training the clean model here", proc.exitcode)
+
+
+def _train_forked(cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, cache_root: str) -> None:
+    from gnnsec.pipeline import clean_model
+
+    torch.set_num_threads(1)
+    clean_model(cfg, ds, split, ArtifactCache(Path(cache_root)))
 
 
 def _train_clean(cfg_dict: dict[str, Any], cache_root: str, threads: int) -> None:

@@ -82,18 +82,32 @@ def _tiny(tmp: Path, attack: str = "sub_ba", concurrent: bool = False) -> TrialC
     )
 
 
-def test_clean_model_trained_concurrently_gives_the_sequential_trial(mirror, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_clean_model_trained_concurrently_gives_the_sequential_trial(
+    mirror, tmp_path: Path, monkeypatch, method: str
+) -> None:
     require_dataset(mirror, "TUDataset", "AIDS")
+    if method == "spawn":  # what a trial with several intra-op threads uses
+        monkeypatch.setattr(pipeline_clean.mp, "get_all_start_methods", lambda: ["spawn"])
+    started = []
+    real_start = pipeline_clean.start
+
+    def spy(*args):  # noqa: ANN002, ANN202
+        started.append(real_start(*args))
+        return started[-1]
+
+    monkeypatch.setattr(pipeline_clean, "start", spy)
     seq_cache, par_cache = ArtifactCache(tmp_path / "seq"), ArtifactCache(tmp_path / "par")
     seq = run_trial(_tiny(tmp_path), seq_cache)
     cfg = _tiny(tmp_path, concurrent=True)
     assert pipeline_clean.wanted(cfg, par_cache)
     par = run_trial(cfg, par_cache)
+    assert started[-1] is not None and started[-1].exitcode == 0  # the child trained the clean model
     _same_metrics(seq.metrics, par.metrics)
     assert "clean_asr" in par.metrics and "clean_acc" in par.metrics
-    folder = clean_spec(cfg)
-    a = load_tensors(seq_cache.path("clean", folder) / "model.pt")
-    b = load_tensors(par_cache.path("clean", folder) / "model.pt")
+    spec = clean_spec(cfg)
+    a = load_tensors(seq_cache.path("clean", spec) / "model.pt")
+    b = load_tensors(par_cache.path("clean", spec) / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not pipeline_clean.wanted(cfg, par_cache)  # cached now: no child next time
 
