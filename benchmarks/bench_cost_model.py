@@ -155,8 +155,8 @@ def calibrate(args: argparse.Namespace, epochs: dict[str, float], cache: Artifac
             continue
         spent = max(0.0, run(f"sub_ba + {defense} E={hi}", cfg(hi, **sections)) - overhead)
         if defense == "gcleaner":
-            # the process's first GCleaner run pays one-time costs (first explainer and double-backward
-            # calls): ~1.3x the later runs of the validation; the second run, like every sweep trial but one
+            # the smaller of two runs: the process's first GCleaner run may pay one-time costs (first
+            # explainer and double-backward calls) that the sweep's later GCleaner trials do not
             spent = min(
                 spent, max(0.0, run(f"sub_ba + {defense} E={hi} (again)", cfg(hi, **sections)) - overhead)
             )
