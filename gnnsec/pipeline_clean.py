@@ -9,7 +9,8 @@ The child runs the very code of the sequential path (:func:`gnnsec.pipeline.clea
 as sequentially (``tests/test_fast_paths_identical.py``, forked and spawned child).
 
 It takes a second CPU: a trial that sets it should be allotted two (Ray Tune trials get one by default,
-so the default ``false`` never oversubscribes). When the model is already cached, the attack needs it, or
+so the default ``false`` never oversubscribes; the sweep driver gives each of the two processes half the
+trial's CPUs as threads, so ``--cpus-per-trial 2`` runs both with one thread, like a default trial). When the model is already cached, the attack needs it, or
 the child cannot be started (e.g. inside a daemonic process) or fails, the parent trains it itself.
 """
 

@@ -117,3 +117,19 @@ def test_no_child_when_the_attack_poisons_with_the_clean_model(tmp_path: Path, a
     cfg = _tiny(tmp_path, attack, concurrent=True)
     assert not pipeline_clean.wanted(cfg, ArtifactCache(tmp_path / "c"))
     assert not pipeline_clean.wanted(_tiny(tmp_path), ArtifactCache(tmp_path / "c"))  # not asked for
+
+
+def test_a_concurrent_trial_splits_its_cpus_between_its_two_processes() -> None:
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from sweeps.driver import trial_param
+
+    def spec(concurrent: bool) -> SimpleNamespace:
+        attack = {"name": "sub_ba", "clean_concurrent": concurrent}
+        return SimpleNamespace(name="t", subsweep="s", factor={}, config={"attack": attack})
+
+    two = Namespace(cpus_per_trial=2.0)
+    assert trial_param(spec(True), two, "c")["threads"] == 1  # two processes, one thread each
+    assert trial_param(spec(False), two, "c")["threads"] == 2
+    assert trial_param(spec(True), Namespace(cpus_per_trial=1.0), "c")["threads"] == 1
