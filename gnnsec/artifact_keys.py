@@ -11,7 +11,8 @@ share one model:
   holding rate: the holding set is drawn from the test split), the backbone (pooling resolved to the
   backbone's default), the training settings (not the device) and the code versions;
 - backdoored: the clean spec plus the attack (its ``params`` merged with the attack's defaults; not
-  ``clean_floor``, which only decides whether the clean model is evaluated) and the attack's code version;
+  ``clean_floor``, which only decides whether the clean model is evaluated, nor ``clean_concurrent``,
+  which only decides where it is trained) and the attack's code version;
 - defended: the backdoored spec plus the training-time defense's name, version, full settings and seed;
 - node base: dataset, split seed, backbone and training settings (full-batch: not the batch size).
 
@@ -29,7 +30,7 @@ from gnnsec.config import TrialConfig
 from gnnsec.registry import ATTACKS, DATASETS, DEFENSES, GRAPH_MODELS
 
 # TrainingDefense lives in the defenses layer, below this one (import rule).
-NOT_IN_KEYS_ATTACK = ("clean_floor",)
+NOT_IN_KEYS_ATTACK = ("clean_floor", "clean_concurrent")
 
 
 def _model(cfg: TrialConfig) -> dict[str, Any]:
@@ -113,9 +114,12 @@ def needs_clean_model(cfg: TrialConfig) -> bool:
     default on), for a trial without attack, or because the attack explains with it (Exp-BA, Motif-BA)."""
     if cfg.attack is None:
         return True
-    return bool(cfg.attack.clean_floor) or bool(
-        getattr(ATTACKS.get(cfg.attack.name), "uses_clean_model", False)
-    )
+    return bool(cfg.attack.clean_floor) or attack_uses_clean_model(cfg)
+
+
+def attack_uses_clean_model(cfg: TrialConfig) -> bool:
+    """Whether the attack poisons with the clean model (Exp-BA, Motif-BA explain with it)."""
+    return cfg.attack is not None and bool(getattr(ATTACKS.get(cfg.attack.name), "uses_clean_model", False))
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,8 @@ class AttackConfig:
     validates its own keys. ``clean_floor``: evaluate the clean model on the triggered test graphs (the
     clean-model floor of the ASR, ``clean_*`` metrics); ``False`` skips training the clean model where the
     attack does not need it (not Exp-BA/Motif-BA), and the floor is reported missing with the reason.
+    ``clean_concurrent``: train that clean model in a child process while the backdoored one trains
+    (:mod:`gnnsec.pipeline_clean`; same results; give the trial 2 CPUs).
     """
 
     name: str = "sub_ba"
@@ -240,6 +242,7 @@ class AttackConfig:
     adaptive_alpha: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     clean_floor: bool = True
+    clean_concurrent: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -248,6 +251,8 @@ class AttackConfig:
         self.name = ATTACKS.canonical(self.name, "attack.name")
         if not isinstance(self.clean_floor, bool):
             raise ConfigError("attack.clean_floor", self.clean_floor, [True, False])
+        if not isinstance(self.clean_concurrent, bool):
+            raise ConfigError("attack.clean_concurrent", self.clean_concurrent, [True, False])
         self.injection_ratio = float(_open_unit("attack.injection_ratio", self.injection_ratio))
         self.trigger_size = float(_open_unit("attack.trigger_size", self.trigger_size))
         self.target_label = int(check_number("attack.target_label", self.target_label, integer=True, low=0))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gnnsec import artifact_keys
+from gnnsec import artifact_keys, pipeline_clean
 from gnnsec.attacks import ATTACKS, Attack, AttackContext
 from gnnsec.cache import ArtifactCache, atomic_write_text, load_tensors, save_tensors
 from gnnsec.config import DataConfig, TrialConfig
@@ -253,6 +253,19 @@ def run_defense(
 
 
 # ---- the trial -----------------------------------------------------------------------------------------
+def _clean_metrics(
+    res: TrialResult, cfg: TrialConfig, ds: GraphDataset, split: GraphSplit, cache: ArtifactCache, test: list
+) -> GraphClassifier:
+    """The clean model (trained or from the cache) and its test accuracy, training time and history."""
+    clean, clean_info = clean_model(cfg, ds, split, cache)
+    clean_eval = evaluate(clean, test, ds.num_classes)
+    res.metrics.update(clean_eval.as_dict("clean_"))
+    res.metrics["clean_train_seconds"] = clean_info["seconds"]
+    res.history["clean"] = clean_info["history"]
+    res.artifacts["per_class_acc"]["clean"] = clean_eval.per_class_acc
+    return clean
+
+
 def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResult:
     """Run one trial and return its metrics. Metric names: ``<model>_<metric>``, model ∈ clean/backdoor/defended."""
     from gnnsec.data.registry import DATASETS
@@ -268,6 +281,7 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
     ds = load_graph_dataset(cfg.data)
     split = ds.split(cfg.data)
     test = ds.subset(split.test)
+    child = pipeline_clean.start(cfg, cache, ds, split)  # the clean model in a child process, if asked
     m.update(
         {
             "n_graphs": len(ds.graphs),
@@ -279,18 +293,16 @@ def run_trial(cfg: TrialConfig, cache: ArtifactCache | None = None) -> TrialResu
 
     clean: GraphClassifier | None = None
     res.artifacts["per_class_acc"] = {}
-    if artifact_keys.needs_clean_model(cfg):
-        clean, clean_info = clean_model(cfg, ds, split, cache)
-        clean_eval = evaluate(clean, test, ds.num_classes)
-        m.update(clean_eval.as_dict("clean_"))
-        m["clean_train_seconds"] = clean_info["seconds"]
-        res.history["clean"] = clean_info["history"]
-        res.artifacts["per_class_acc"]["clean"] = clean_eval.per_class_acc
+    if child is None and artifact_keys.needs_clean_model(cfg):
+        clean = _clean_metrics(res, cfg, ds, split, cache, test)
     if cfg.attack is None:
         m["trial_seconds"] = time.perf_counter() - t_start
         return res
 
     attack, backdoored, bd_info = backdoored_model(cfg, ds, split, cache, clean)
+    if child is not None:  # the floor's clean model, now from the cache (the attack did not need it)
+        pipeline_clean.wait(child)
+        clean = _clean_metrics(res, cfg, ds, split, cache, test)
     target = cfg.attack.target_label
     victims_test = [g for g in test if int(g.y) != target]
     labels = torch.tensor([int(g.y) for g in victims_test], dtype=torch.long)

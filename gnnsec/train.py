@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
-from gnnsec.batching import GraphLoader
+from gnnsec.batching import COLLATIONS, GraphLoader
 from gnnsec.config import DEFAULT_EPOCHS, TrainConfig
 from gnnsec.models.layers import DENSE_EDGES_PER_NODE
 
@@ -213,12 +213,15 @@ def fit(
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, graphs: Sequence[Data], batch_size: int = 256) -> Tensor:
-    """The model's logits of each graph ([len(graphs), C], on CPU, in the order given), in eval mode."""
+    """The model's logits of each graph ([len(graphs), C], on CPU, in the order given), in eval mode.
+
+    The collation of ``graphs`` is reused when the very same graphs were collated recently
+    (:data:`gnnsec.batching.COLLATIONS`): the same batches, so the same logits, without the per-graph work."""
     device = next(model.parameters()).device
     model.eval()
     out = [  # the loader already puts each batch on ``device``
         model(b.x, b.edge_index, b.batch, getattr(b, "edge_weight", None)).cpu()
-        for b in make_loader(graphs, batch_size, device=device)
+        for b in GraphLoader(COLLATIONS.get(graphs, device), batch_size)
     ]
     return torch.cat(out) if out else torch.empty(0, 0)
 

@@ -144,13 +144,15 @@ def init_ray(args: argparse.Namespace) -> str:
 
 
 def trial_param(t: TrialSpec, args: argparse.Namespace, cache_root: str) -> dict[str, Any]:
+    # attack.clean_concurrent runs two processes (gnnsec/pipeline_clean.py): each gets half the trial's CPUs
+    procs = 2 if (t.config.get("attack") or {}).get("clean_concurrent") else 1
     return {
         "name": t.name,
         "subsweep": t.subsweep,
         "factor": t.factor,
         "config": t.config,
         "cache_root": cache_root,
-        "threads": max(1, int(math.floor(args.cpus_per_trial))),
+        "threads": max(1, int(math.floor(args.cpus_per_trial / procs))),
     }
 
 

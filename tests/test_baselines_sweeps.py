@@ -74,8 +74,9 @@ def test_dry_run_counts_the_training_of_training_time_defenses() -> None:
     c = trials["abl"].config
     full_fit = _fit_seconds("AIDS", c["data"]["train_ratio"], c["train"]["epochs"])
     # each trains a model on the whole (poisoned) training set; smoothing's subgraphs are cheaper per epoch
-    for name in ("abl", "prune", "smoothing"):
-        assert cost[name] - cost["finetune"] > 0.6 * full_fit, name
+    # (calibrated 2026-12-01 05:56 and 06:06 UTC: ~0.5 of an epoch per epoch plus ~2.9 epochs of fixed work)
+    for name, share in (("abl", 0.6), ("prune", 0.6), ("smoothing", 0.4)):
+        assert cost[name] - cost["finetune"] > share * full_fit, name
     # ED's nominal work (helper model, explanations of every training graph, retraining), independent of the
     # calibration's measured constants (which move with the machine's load between calibrations)
     nominal = cost_model.fallback()

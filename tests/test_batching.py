@@ -89,3 +89,42 @@ def test_graphs_with_different_attributes_collate_per_batch_like_pyg() -> None:
     loader = GraphLoader(graphs, batch_size=3)
     assert not loader.data.vectorised
     assert_same_batch(next(iter(loader)), Batch.from_data_list(graphs[:3]))
+
+
+def test_collation_cache_reuses_only_the_very_same_unchanged_graphs() -> None:
+    cache = batching.CollationCache(size=2)
+    graphs = _graphs(weights=False)
+    first = cache.get(graphs)
+    assert cache.get(list(graphs)) is first  # another list of the same graphs: a hit
+    assert cache.get(graphs[:-1]) is not first  # other graphs: a miss
+    graphs[3].x.mul_(2.0)  # written in place: the old collation is stale
+    fresh = cache.get(graphs)
+    assert fresh is not first
+    assert_same_batch(fresh.batch(torch.arange(len(graphs))), Batch.from_data_list(graphs))
+    graphs[4].x = torch.zeros_like(graphs[4].x)  # attribute replaced
+    again = cache.get(graphs)
+    assert again is not fresh
+    assert_same_batch(again.batch(torch.arange(len(graphs))), Batch.from_data_list(graphs))
+    cache.get(_graphs(5, seed=1))
+    cache.get(_graphs(6, seed=2))
+    assert len(cache._entries) == 2  # bounded
+    big = batching.CollationCache(max_bytes=0)
+    assert big.get(graphs) is not big.get(graphs)  # over the size limit: never kept
+
+
+def test_predict_logits_with_reused_collations_is_bitwise_the_uncached_result(monkeypatch) -> None:
+    from gnnsec.models import build_graph_model
+    from gnnsec.train import predict_logits
+
+    graphs = _graphs(weights=False)
+    torch.manual_seed(0)
+    model = build_graph_model("GIN", 4, 3, hidden=16, num_layers=3)
+    cache = batching.CollationCache()
+    monkeypatch.setattr("gnnsec.train.COLLATIONS", cache)
+    cache.enabled = False
+    ref = [predict_logits(model, graphs, batch_size=b) for b in (8, 256)]
+    cache.enabled = True
+    for _ in range(2):
+        for b, r in zip((8, 256), ref, strict=True):
+            assert torch.equal(predict_logits(model, graphs, batch_size=b), r)
+    assert cache.hits >= 2

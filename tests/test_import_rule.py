@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "gnnsec.pipeline": 9,
     "gnnsec.node_trial": 9,
     "gnnsec.pipeline_defense": 9,
+    "gnnsec.pipeline_clean": 9,
     "gnnsec.tracking": 10,
     "gnnsec.report": 10,
     "gnnsec.cli": 11,
