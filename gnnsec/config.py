@@ -194,7 +194,7 @@ class ModelConfig:
 class TrainConfig:
     """Adam with a step learning-rate schedule; seeded so the same config gives the same metrics on CPU.
 
-    ``epochs=None`` means the dataset's documented default (``DatasetSpec.default_epochs``: 100, COLLAB 20);
+    ``epochs=None`` means the dataset's documented default (``DatasetSpec.default_epochs``, 100 for every dataset);
     :class:`TrialConfig` resolves it, so a built trial config always holds the concrete number.
     """
 
