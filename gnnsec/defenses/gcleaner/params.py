@@ -151,10 +151,12 @@ def _choices(key: str) -> list[str] | tuple[str, ...] | None:
     }.get(key)
 
 
-def _check_sizes(value: str) -> None:
+def search_sizes(value: str) -> list[int]:
+    """The trigger sizes of an ``n_search`` string ("2,3" -> [2, 3]); ConfigError for anything else."""
     parts = [s for s in value.replace(" ", "").split(",") if s]
     if not all(s.isdigit() and 1 <= int(s) <= 7 for s in parts):
         raise ConfigError(_field("n_search"), value, "comma-separated trigger sizes in [1, 7], e.g. '2,3'")
+    return [int(s) for s in parts]
 
 
 def validate(raw: dict[str, Any]) -> None:
@@ -179,7 +181,7 @@ def validate(raw: dict[str, Any]) -> None:
             ):
                 raise ConfigError(_field(key), value, choices)
         if key == "n_search":
-            _check_sizes(value)
+            search_sizes(value)
         if key in _BOUNDS:
             lo, hi = _BOUNDS[key]
             if (lo is not None and value < lo) or (hi is not None and value > hi):

@@ -24,7 +24,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from gnnsec.data.features import Featurizer
-from gnnsec.defenses.gcleaner.params import GCleanerParams
+from gnnsec.defenses.gcleaner.params import GCleanerParams, search_sizes
 from gnnsec.defenses.gcleaner.recovery import ClassEvidence, RecoveryResult, recover, verdict
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 def trigger_sizes(p: GCleanerParams) -> list[int]:
     """The trigger sizes tried, smallest first: those of ``n_search`` below ``n``, and ``n``."""
-    extra = {int(s) for s in p.n_search.replace(" ", "").split(",") if s}
-    return sorted({s for s in extra if s < p.n} | {p.n})
+    return sorted({s for s in search_sizes(p.n_search) if s < p.n} | {p.n})
 
 
 def pick_size(by_size: dict[int, ClassEvidence], detect_flip: float) -> int:
